@@ -1,0 +1,1 @@
+"""Capture: the tracking API, webhooks and imports, all writing to the inbox."""

@@ -1,0 +1,1 @@
+"""Identity: identifier normalisation, blocked values, the identity graph and merges."""

@@ -1,0 +1,1 @@
+"""Raw envelopes as accepted, idempotency, and the parser registry that reads them."""

@@ -1,0 +1,1 @@
+"""Jobs: the job table, the worker and its schedule."""

@@ -1,0 +1,1 @@
+"""Profiles: traits (latest by event time), events, and the apply step."""

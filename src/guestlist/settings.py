@@ -1,0 +1,29 @@
+"""The one place environment variables are read."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GUESTLIST_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///guestlist.db",
+        description="SQLAlchemy URL; the default is an embedded SQLite file (WAL mode).",
+    )
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: str = "dev-insecure-secret-change-me"
+    default_phone_region: str = "US"
+    # How many inbox envelopes one worker transaction takes at a time.
+    worker_batch_size: int = 200
+    worker_poll_seconds: float = 0.2
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Database access: engine, tables split by domain, Alembic migrations."""

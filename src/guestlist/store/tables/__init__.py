@@ -1,0 +1,27 @@
+"""All tables, split by domain, on one MetaData.
+
+A table that holds data about one person carries `profile_id` and is marked
+`info={"profile_scoped": True}`: merges move its rows and erasure deletes them,
+without either having to know the table by name.
+"""
+
+from guestlist.store.tables.base import metadata, profile_scoped_tables
+from guestlist.store.tables.identity import identifiers, profile_merges, profiles
+from guestlist.store.tables.inbox import inbox
+from guestlist.store.tables.jobs import jobs
+from guestlist.store.tables.keys import api_keys, sources
+from guestlist.store.tables.profiles import events, traits
+
+__all__ = [
+    "api_keys",
+    "events",
+    "identifiers",
+    "inbox",
+    "jobs",
+    "metadata",
+    "profile_merges",
+    "profile_scoped_tables",
+    "profiles",
+    "sources",
+    "traits",
+]
