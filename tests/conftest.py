@@ -94,7 +94,6 @@ def wipe(engine: Engine) -> None:
         else:
             for table in tables:
                 conn.execute(table.delete())
-            conn.execute(text("DELETE FROM sqlite_sequence"))
 
 
 @pytest.fixture(params=BACKENDS)

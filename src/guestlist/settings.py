@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     worker_batch_size: int = 200
     worker_poll_seconds: float = 0.2
     log_level: str = "INFO"
+    # JSON file overriding guestlist.identity.rules.IdentityRules (priority, limits…).
+    identity_rules_file: str | None = None
 
 
 @lru_cache(maxsize=1)

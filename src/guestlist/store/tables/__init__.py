@@ -10,7 +10,7 @@ from guestlist.store.tables.identity import identifiers, profile_merges, profile
 from guestlist.store.tables.inbox import inbox
 from guestlist.store.tables.jobs import jobs
 from guestlist.store.tables.keys import api_keys, sources
-from guestlist.store.tables.profiles import events, traits
+from guestlist.store.tables.profile_data import events, traits
 
 __all__ = [
     "api_keys",

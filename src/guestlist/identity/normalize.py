@@ -1,0 +1,71 @@
+"""Identifier normalisation: the value as given, and the key profiles are matched on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+# Providers that ignore dots in the local part; `+tag` is folded for every domain.
+DOT_INSENSITIVE_DOMAINS = {"gmail.com": "gmail.com", "googlemail.com": "gmail.com"}
+
+
+class InvalidIdentifier(ValueError):
+    """The value cannot be an identifier of that kind (kept on the event as an issue)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    kind: str  # email | phone | user_id | anonymous_id | external
+    key: str  # what profiles are matched on
+    value: str  # as given (trimmed)
+
+
+@lru_cache(maxsize=65536)
+def normalize_email(raw: str) -> Identifier:
+    value = raw.strip()
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise InvalidIdentifier(str(exc)) from None
+    local, _, domain = checked.normalized.lower().rpartition("@")
+    local = local.split("+", 1)[0] or local
+    if domain in DOT_INSENSITIVE_DOMAINS:
+        domain = DOT_INSENSITIVE_DOMAINS[domain]
+        local = local.replace(".", "")
+    return Identifier("email", f"{local}@{domain}", value.lower())
+
+
+@lru_cache(maxsize=65536)
+def normalize_phone(raw: str, region: str = "US") -> Identifier:
+    value = raw.strip()
+    if value.startswith("whatsapp:"):
+        value = value[len("whatsapp:") :]
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidIdentifier(f"not a phone number: {exc}") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidIdentifier(f"not a valid phone number for region {region}")
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return Identifier("phone", e164, value)
+
+
+def normalize_id(kind: str, raw: object) -> Identifier:
+    """user_id, anonymous_id and external ids match exactly as given (trimmed)."""
+    value = str(raw).strip()
+    if not value:
+        raise InvalidIdentifier("empty")
+    return Identifier(kind, value, value)
+
+
+def normalize(kind: str, raw: object, region: str = "US") -> Identifier:
+    if not isinstance(raw, str | int):
+        raise InvalidIdentifier(f"expected a string, got {type(raw).__name__}")
+    if kind == "email":
+        return normalize_email(str(raw))
+    if kind == "phone":
+        return normalize_phone(str(raw), region)
+    return normalize_id(kind, raw)

@@ -1,0 +1,136 @@
+"""Processing: inbox envelopes → parse → resolve → apply, one transaction per batch.
+
+An envelope is marked processed in the same transaction that applies its events, so a
+worker killed at any moment leaves it pending and the next run redoes it whole; the
+(source, messageId) check makes a redone event count once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import structlog
+from sqlalchemy import Connection, Engine, select, text, update
+
+import guestlist.capture  # noqa: F401  (registers the tracking parsers)
+from guestlist.canonical import CanonicalEvent
+from guestlist.identity.graph import BatchResolver
+from guestlist.identity.rules import load_rules
+from guestlist.inbox.parsers import parse_envelope
+from guestlist.inbox.store import InboxEnvelope
+from guestlist.profiles.apply import apply_events, drop_seen
+from guestlist.store.tables import inbox, sources
+from guestlist.store.types import utcnow
+
+log = structlog.get_logger(__name__)
+
+# Identity resolution reads then writes the graph; one processor at a time keeps two
+# workers from creating the same person twice. Other jobs still run in parallel.
+PIPELINE_LOCK = 0x6775_6573_746C  # "guestl"
+
+
+def _pending(conn: Connection, limit: int, ids: Sequence[int] | None) -> list[InboxEnvelope]:
+    query = (
+        select(
+            inbox.c.id,
+            inbox.c.source_id,
+            inbox.c.kind,
+            inbox.c.headers,
+            inbox.c.body,
+            inbox.c.received_at,
+            sources.c.default_region,
+        )
+        .join(sources, sources.c.id == inbox.c.source_id)
+        .where(inbox.c.status == "pending")
+        .order_by(inbox.c.id)
+        .limit(limit)
+    )
+    if ids is not None:
+        query = query.where(inbox.c.id.in_(ids))
+    return [
+        InboxEnvelope(
+            id=int(r.id),
+            source_id=int(r.source_id),
+            kind=r.kind,
+            headers=r.headers,
+            body=r.body,
+            received_at=r.received_at,
+            default_region=r.default_region,
+        )
+        for r in conn.execute(query)
+    ]
+
+
+def process_events(conn: Connection, batch: Sequence[CanonicalEvent]) -> int:
+    """Resolve and apply canonical events not seen before; returns how many were new."""
+    fresh = drop_seen(conn, batch)
+    if fresh:
+        found = BatchResolver(conn, load_rules()).resolve(fresh)
+        apply_events(conn, fresh, found)
+    return len(fresh)
+
+
+def _process(conn: Connection, envelopes: Sequence[InboxEnvelope]) -> None:
+    batch: list[CanonicalEvent] = []
+    for env in envelopes:
+        batch.extend(parse_envelope(env))
+    process_events(conn, batch)
+    conn.execute(
+        update(inbox)
+        .where(inbox.c.id.in_([e.id for e in envelopes]))
+        .values(status="processed", processed_at=utcnow(), attempts=inbox.c.attempts + 1)
+    )
+
+
+def _lock(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PIPELINE_LOCK})
+
+
+def process_pending(engine: Engine, limit: int = 200) -> int:
+    """Process up to `limit` pending envelopes; returns how many were taken."""
+    try:
+        with engine.begin() as conn:
+            _lock(conn)
+            envelopes = _pending(conn, limit, None)
+            if not envelopes:
+                return 0
+            _process(conn, envelopes)
+            return len(envelopes)
+    except Exception:
+        log.warning("inbox batch failed; retrying envelope by envelope", exc_info=True)
+    return _process_one_by_one(engine, limit)
+
+
+def _process_one_by_one(engine: Engine, limit: int) -> int:
+    """After a failed batch: each envelope alone, so one bad one cannot block the rest."""
+    with engine.begin() as conn:
+        ids = [e.id for e in _pending(conn, limit, None)]
+    for envelope_id in ids:
+        try:
+            with engine.begin() as conn:
+                _lock(conn)
+                envelopes = _pending(conn, 1, [envelope_id])
+                if envelopes:
+                    _process(conn, envelopes)
+        except Exception as exc:
+            log.error("inbox envelope failed", inbox_id=envelope_id, error=str(exc))
+            with engine.begin() as conn:
+                conn.execute(
+                    update(inbox)
+                    .where(inbox.c.id == envelope_id)
+                    .values(
+                        status="failed",
+                        error=f"{type(exc).__name__}: {exc}"[:2000],
+                        attempts=inbox.c.attempts + 1,
+                    )
+                )
+    return len(ids)
+
+
+def process_all(engine: Engine, batch_size: int = 200) -> int:
+    """Drain the inbox (tests, imports, `guestlist demo`)."""
+    total = 0
+    while n := process_pending(engine, batch_size):
+        total += n
+    return total

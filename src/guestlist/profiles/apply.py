@@ -1,0 +1,130 @@
+"""The apply step: store events and keep each trait's latest value by event time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, case, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from guestlist.canonical import CanonicalEvent
+from guestlist.identity.graph import EventIdentity
+from guestlist.profiles.trait_names import canonical_trait_name
+from guestlist.store.tables import events, profiles, traits
+from guestlist.store.types import utcnow
+
+CHUNK = 500
+
+
+def drop_seen(conn: Connection, batch: Sequence[CanonicalEvent]) -> list[CanonicalEvent]:
+    """Events whose (source, messageId) is not stored yet, first occurrence only."""
+    by_source: dict[int, list[str]] = {}
+    for event in batch:
+        by_source.setdefault(event.source_id, []).append(event.message_id)
+    stored: set[tuple[int, str]] = set()
+    for source_id, ids in by_source.items():
+        unique = list(dict.fromkeys(ids))
+        for i in range(0, len(unique), CHUNK):
+            rows = conn.execute(
+                select(events.c.message_id).where(
+                    events.c.source_id == source_id,
+                    events.c.message_id.in_(unique[i : i + CHUNK]),
+                )
+            )
+            stored.update((source_id, r.message_id) for r in rows)
+    fresh: list[CanonicalEvent] = []
+    for event in batch:
+        key = (event.source_id, event.message_id)
+        if key not in stored:
+            stored.add(key)
+            fresh.append(event)
+    return fresh
+
+
+def trait_updates(event: CanonicalEvent) -> dict[str, Any]:
+    """Traits an event sets on its profile (identify only, as in Segment)."""
+    if event.type != "identify":
+        return {}
+    return {canonical_trait_name(k): v for k, v in event.traits.items()}
+
+
+def _upsert_traits(conn: Connection) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(traits)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[traits.c.profile_id, traits.c.name],
+        set_={
+            "value": excluded.value,
+            "source_id": excluded.source_id,
+            "event_time": excluded.event_time,
+            "updated_at": excluded.updated_at,
+        },
+        # A later-arriving but older event never overwrites a newer value.
+        where=excluded.event_time >= traits.c.event_time,
+    )
+
+
+def apply_events(
+    conn: Connection, batch: Sequence[CanonicalEvent], found: Sequence[EventIdentity]
+) -> None:
+    """Write resolved events, their trait updates and profile activity times."""
+    if not batch:
+        return
+    now = utcnow()
+    event_rows: list[dict[str, Any]] = []
+    latest: dict[tuple[int, str], dict[str, Any]] = {}
+    span: dict[int, tuple[datetime, datetime]] = {}
+    for event, ident in zip(batch, found, strict=True):
+        pid = ident.profile_id
+        event_rows.append(
+            {
+                "profile_id": pid,
+                "source_id": event.source_id,
+                "message_id": event.message_id,
+                "type": event.type,
+                "name": event.name,
+                "properties": event.properties or None,
+                "traits": event.traits or None,
+                "context": event.context or None,
+                "user_id": event.user_id,
+                "anonymous_id": event.anonymous_id,
+                "issues": ident.issues or None,
+                "timestamp": event.timestamp,
+                "received_at": event.received_at,
+                "inbox_id": event.inbox_id,
+            }
+        )
+        for name, value in trait_updates(event).items():
+            current = latest.get((pid, name))
+            if current is None or event.timestamp >= current["event_time"]:
+                latest[(pid, name)] = {
+                    "profile_id": pid,
+                    "name": name,
+                    "value": value,
+                    "source_id": event.source_id,
+                    "event_time": event.timestamp,
+                    "updated_at": now,
+                }
+        first, last = span.get(pid, (event.timestamp, event.timestamp))
+        span[pid] = (min(first, event.timestamp), max(last, event.timestamp))
+    conn.execute(insert(events), event_rows)
+    if latest:
+        conn.execute(_upsert_traits(conn), list(latest.values()))
+    conn.execute(
+        update(profiles)
+        .where(profiles.c.id == bindparam("pid"))
+        .values(
+            first_seen_at=case(
+                (profiles.c.first_seen_at > bindparam("first"), bindparam("first")),
+                else_=profiles.c.first_seen_at,
+            ),
+            last_seen_at=case(
+                (profiles.c.last_seen_at < bindparam("last"), bindparam("last")),
+                else_=profiles.c.last_seen_at,
+            ),
+        ),
+        [{"pid": pid, "first": f, "last": la} for pid, (f, la) in span.items()],
+    )
