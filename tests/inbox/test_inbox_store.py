@@ -1,0 +1,99 @@
+"""Inbox writes on SQLite and PostgreSQL: one row per accept, a redelivery stored once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, func, select
+
+from guestlist.inbox.store import InboxEnvelope, accept, load_envelopes
+from guestlist.keys import ensure_source
+from guestlist.store.tables import inbox
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(inbox)).scalar_one())
+
+
+def test_accept_stores_a_pending_row_as_given(engine: Engine) -> None:
+    with engine.begin() as conn:
+        source_id = ensure_source(conn, "web", default_region="GB")
+        inbox_id = accept(
+            conn,
+            source_id=source_id,
+            kind="tracking.track",
+            headers={"user-agent": "test/1"},
+            body=b'{"event":"x"}',
+            received_at=T0,
+        )
+    assert isinstance(inbox_id, int)
+    with engine.connect() as conn:
+        row = conn.execute(select(inbox)).one()
+        [env] = load_envelopes(conn, [inbox_id])
+    assert row.status == "pending"
+    assert row.attempts == 0
+    assert row.idempotency_key is None
+    assert env == InboxEnvelope(
+        id=inbox_id,
+        source_id=source_id,
+        kind="tracking.track",
+        headers={"user-agent": "test/1"},
+        body=b'{"event":"x"}',
+        received_at=T0,
+        default_region="GB",
+    )
+
+
+def test_accept_defaults_received_at_to_now(engine: Engine) -> None:
+    before = datetime.now(UTC)
+    with engine.begin() as conn:
+        source_id = ensure_source(conn, "web")
+        inbox_id = accept(conn, source_id=source_id, kind="k", headers={}, body=b"{}")
+        [env] = load_envelopes(conn, [inbox_id or 0])
+    assert before <= env.received_at <= datetime.now(UTC)
+
+
+def test_a_redelivery_with_the_same_idempotency_key_is_stored_once(engine: Engine) -> None:
+    with engine.begin() as conn:
+        web = ensure_source(conn, "web")
+        shop = ensure_source(conn, "shop")
+        first = accept(conn, source_id=web, kind="k", headers={}, body=b"1",
+                       idempotency_key="evt_1")
+    with engine.begin() as conn:
+        again = accept(conn, source_id=web, kind="k", headers={}, body=b"2",
+                       idempotency_key="evt_1")
+        other_source = accept(conn, source_id=shop, kind="k", headers={}, body=b"3",
+                              idempotency_key="evt_1")
+        other_key = accept(conn, source_id=web, kind="k", headers={}, body=b"4",
+                           idempotency_key="evt_2")
+    assert first is not None
+    assert again is None
+    assert other_source is not None and other_key is not None
+    assert count(engine) == 3
+    with engine.connect() as conn:
+        bodies = conn.execute(
+            select(inbox.c.body).where(inbox.c.idempotency_key == "evt_1").order_by(inbox.c.id)
+        ).scalars().all()
+    assert [bytes(b) for b in bodies] == [b"1", b"3"]
+
+
+def test_envelopes_without_idempotency_key_are_never_deduplicated(engine: Engine) -> None:
+    with engine.begin() as conn:
+        web = ensure_source(conn, "web")
+        ids = [accept(conn, source_id=web, kind="k", headers={}, body=b"{}") for _ in range(3)]
+    assert len(set(ids)) == 3 and None not in ids
+    assert count(engine) == 3
+
+
+def test_load_envelopes_returns_the_requested_ones_in_id_order(engine: Engine) -> None:
+    with engine.begin() as conn:
+        web = ensure_source(conn, "web")
+        ids = [
+            accept(conn, source_id=web, kind=f"k{i}", headers={}, body=b"{}") for i in range(4)
+        ]
+        assert load_envelopes(conn, []) == []
+        loaded = load_envelopes(conn, [ids[3] or 0, ids[1] or 0])
+    assert [e.kind for e in loaded] == ["k1", "k3"]
