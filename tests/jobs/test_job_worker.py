@@ -220,7 +220,7 @@ def test_a_signal_lets_the_current_job_finish_then_the_worker_exits(
         timeout=60,
     )
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "worker.stopping" in result.stdout
+    assert "worker.stopping" in result.stdout + result.stderr
     assert job_row(engine, first).status == "done"
     row = job_row(engine, second)
     assert (row.status, row.locked_by, row.attempts) == ("queued", None, 0)
