@@ -27,6 +27,8 @@ log = structlog.get_logger(__name__)
 # Identity resolution reads then writes the graph; one processor at a time keeps two
 # workers from creating the same person twice. Other jobs still run in parallel.
 PIPELINE_LOCK = 0x6775_6573_746C  # "guestl"
+# One transaction takes envelopes up to about this many body bytes (at least one).
+BATCH_BYTES = 4 << 20
 
 
 def _pending(conn: Connection, limit: int, ids: Sequence[int] | None) -> list[InboxEnvelope]:
@@ -47,18 +49,24 @@ def _pending(conn: Connection, limit: int, ids: Sequence[int] | None) -> list[In
     )
     if ids is not None:
         query = query.where(inbox.c.id.in_(ids))
-    return [
-        InboxEnvelope(
+    taken: list[InboxEnvelope] = []
+    size = 0
+    for r in conn.execute(query):
+        if taken and size + len(r.body) > BATCH_BYTES:
+            break
+        size += len(r.body)
+        taken.append(
+            InboxEnvelope(
             id=int(r.id),
             source_id=int(r.source_id),
             kind=r.kind,
             headers=r.headers,
             body=r.body,
             received_at=r.received_at,
-            default_region=r.default_region,
+                default_region=r.default_region,
+            )
         )
-        for r in conn.execute(query)
-    ]
+    return taken
 
 
 def process_events(conn: Connection, batch: Sequence[CanonicalEvent]) -> int:

@@ -23,7 +23,7 @@ from guestlist.identity.rules import IdentityRules
 from guestlist.store.tables import identifiers, profiles, traits
 from guestlist.store.types import utcnow
 
-CHUNK = 500  # bound on IN (...) lists
+CHUNK = 5000  # bound on IN (...) lists (SQLite allows 32766 parameters)
 
 
 @dataclass(slots=True)
@@ -34,6 +34,7 @@ class EventIdentity:
     issues: list[dict[str, Any]] = field(default_factory=list)
     facts: dict[str, str] = field(default_factory=dict)
     profile_id: int = 0
+    created: bool = False  # the profile was created by this batch
 
 
 @dataclass(slots=True)
@@ -290,7 +291,9 @@ class BatchResolver:
             f.profile_id = self._resolve_one(event, f)
         real = self._flush()
         for f in found:
-            f.profile_id = real[self.find(f.profile_id)]
+            root = self.find(f.profile_id)
+            f.created = root < 0
+            f.profile_id = real[root]
         return found
 
     def _flush(self) -> dict[int, int]:

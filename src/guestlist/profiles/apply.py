@@ -15,7 +15,7 @@ from guestlist.profiles.trait_names import canonical_trait_name
 from guestlist.store.tables import events, profiles, traits
 from guestlist.store.types import utcnow
 
-CHUNK = 500
+CHUNK = 5000
 
 
 def drop_seen(conn: Connection, batch: Sequence[CanonicalEvent]) -> list[CanonicalEvent]:
@@ -108,11 +108,14 @@ def apply_events(
                     "event_time": event.timestamp,
                     "updated_at": now,
                 }
-        first, last = span.get(pid, (event.timestamp, event.timestamp))
-        span[pid] = (min(first, event.timestamp), max(last, event.timestamp))
+        if not ident.created:  # new profiles were inserted with their times
+            first, last = span.get(pid, (event.timestamp, event.timestamp))
+            span[pid] = (min(first, event.timestamp), max(last, event.timestamp))
     conn.execute(insert(events), event_rows)
     if latest:
         conn.execute(_upsert_traits(conn), list(latest.values()))
+    if not span:
+        return
     conn.execute(
         update(profiles)
         .where(profiles.c.id == bindparam("pid"))
