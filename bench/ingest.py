@@ -54,17 +54,33 @@ def make_batches(n_events: int, users: int, seed: int = 1) -> list[bytes]:
             kind = rng.random()
             if kind < 0.3:
                 msg: dict[str, Any] = {
-                    "type": "identify", "userId": f"u{u}",
-                    "traits": {"email": f"user{u}@example.org", "phone": f"+1415{u % 10**7:07d}",
-                               "firstName": "Sam", "plan": rng.choice(["a", "b"])},
+                    "type": "identify",
+                    "userId": f"u{u}",
+                    "traits": {
+                        "email": f"user{u}@example.org",
+                        "phone": f"+1415{u % 10**7:07d}",
+                        "firstName": "Sam",
+                        "plan": rng.choice(["a", "b"]),
+                    },
                 }
             elif kind < 0.7:
-                msg = {"type": "track", "userId": f"u{u}", "event": "Order Completed",
-                       "properties": {"total": rng.randrange(5, 200), "currency": "USD",
-                                      "products": [{"category": "bourbon", "price": 30}]}}
+                msg = {
+                    "type": "track",
+                    "userId": f"u{u}",
+                    "event": "Order Completed",
+                    "properties": {
+                        "total": rng.randrange(5, 200),
+                        "currency": "USD",
+                        "products": [{"category": "bourbon", "price": 30}],
+                    },
+                }
             else:
-                msg = {"type": "page", "anonymousId": f"a{u}", "name": "Product",
-                       "properties": {"url": "https://shop.example/p/1"}}
+                msg = {
+                    "type": "page",
+                    "anonymousId": f"a{u}",
+                    "name": "Product",
+                    "properties": {"url": "https://shop.example/p/1"},
+                }
             msg["messageId"] = f"bench-{seed}-{i}"
             msg["timestamp"] = ts
             batch.append(msg)
@@ -87,8 +103,9 @@ async def _send(url: str, key: str, bodies: list[bytes], concurrency: int) -> No
         async def worker() -> None:
             while queue:
                 body = queue.pop()
-                r = await client.post(url, content=body,
-                                      headers={"content-type": "application/json"})
+                r = await client.post(
+                    url, content=body, headers={"content-type": "application/json"}
+                )
                 if r.status_code != 200:
                     raise RuntimeError(f"{r.status_code} {r.text}")
 
@@ -99,8 +116,19 @@ def bench_accept(db_url: str, key: str, bodies: list[bytes]) -> float:
     port = free_port()
     env = {**os.environ, "GUESTLIST_DATABASE_URL": db_url}
     server = subprocess.Popen(
-        [sys.executable, "-m", "guestlist.cli", "serve", "--no-worker", "--no-migrate",
-         "--port", str(port)], env=env, stderr=subprocess.DEVNULL)
+        [
+            sys.executable,
+            "-m",
+            "guestlist.cli",
+            "serve",
+            "--no-worker",
+            "--no-migrate",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):
@@ -138,11 +166,22 @@ def bench_raw_insert(db_url: str, n: int) -> float:
     engine = make_engine(db_url)
     now = datetime.now(UTC)
     rows = [
-        {"profile_id": 1, "source_id": 1, "message_id": f"raw-{uuid.uuid4().hex}",
-         "type": "track", "name": "Order Completed",
-         "properties": {"total": i % 200, "currency": "USD"}, "traits": None, "context": None,
-         "user_id": f"u{i}", "anonymous_id": None, "issues": None,
-         "timestamp": now, "received_at": now, "inbox_id": None}
+        {
+            "profile_id": 1,
+            "source_id": 1,
+            "message_id": f"raw-{uuid.uuid4().hex}",
+            "type": "track",
+            "name": "Order Completed",
+            "properties": {"total": i % 200, "currency": "USD"},
+            "traits": None,
+            "context": None,
+            "user_id": f"u{i}",
+            "anonymous_id": None,
+            "issues": None,
+            "timestamp": now,
+            "received_at": now,
+            "inbox_id": None,
+        }
         for i in range(n)
     ]
     start = time.perf_counter()
@@ -162,9 +201,17 @@ def write_customers(path: Path, n: int) -> None:
         w = csv.writer(handle)
         w.writerow(["email", "phone", "first_name", "last_name", "birthday", "city", "tier"])
         for i in range(n):
-            w.writerow([f"Customer.{i}@Example.org", f"+1{rng.choice(['416', '604', '512'])}"
-                        f"{i % 10**7:07d}", "Alex", f"Name{i}", f"19{50 + i % 50}-0{1 + i % 9}-1{i % 9}",
-                        rng.choice(["Austin", "Toronto"]), rng.choice(["gold", "silver"])])
+            w.writerow(
+                [
+                    f"Customer.{i}@Example.org",
+                    f"+1{rng.choice(['416', '604', '512'])}{i % 10**7:07d}",
+                    "Alex",
+                    f"Name{i}",
+                    f"19{50 + i % 50}-0{1 + i % 9}-1{i % 9}",
+                    rng.choice(["Austin", "Toronto"]),
+                    rng.choice(["gold", "silver"]),
+                ]
+            )
 
 
 def bench_import(db_url: str, rows: int, workdir: Path) -> tuple[float, float]:
@@ -183,7 +230,10 @@ def bench_import(db_url: str, rows: int, workdir: Path) -> tuple[float, float]:
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", runner, "import", str(path), "--source", "bench-import"],
-        env=env, capture_output=True, text=True)
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr[-2000:])
@@ -207,8 +257,10 @@ def run_backend(name: str, db_url: str, args: argparse.Namespace, workdir: Path)
     print(f"  raw executemany ceiling        : {raw:>10,.0f} rows/s")
     if args.import_rows:
         seconds, peak_mib = bench_import(db_url, args.import_rows, workdir)
-        print(f"  import {args.import_rows:,} customers     : {seconds:>10.1f} s, "
-              f"peak RSS {peak_mib:,.0f} MiB  (goal ≤ 120 s, ≤ 1024 MiB)")
+        print(
+            f"  import {args.import_rows:,} customers     : {seconds:>10.1f} s, "
+            f"peak RSS {peak_mib:,.0f} MiB  (goal ≤ 120 s, ≤ 1024 MiB)"
+        )
 
 
 def main() -> None:
@@ -221,8 +273,9 @@ def main() -> None:
         workdir = Path(tmp)
         for backend in args.backends.split(","):
             if backend == "sqlite":
-                run_backend("SQLite (embedded, WAL)", f"sqlite:///{workdir}/bench.db", args,
-                            workdir)
+                run_backend(
+                    "SQLite (embedded, WAL)", f"sqlite:///{workdir}/bench.db", args, workdir
+                )
             else:
                 name = f"guestlist_bench_{uuid.uuid4().hex[:8]}"
                 admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")

@@ -12,8 +12,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from guestlist.settings import get_settings
 
-app = typer.Typer(help="guestlist: a customer data platform for age-restricted retail.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="guestlist: a customer data platform for age-restricted retail.", no_args_is_help=True
+)
 keys_app = typer.Typer(help="API and write keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
@@ -47,8 +48,9 @@ def serve(
 
         upgrade()
     err.print(f"guestlist on http://{host}:{port}  (docs: /docs, database: {_safe_url()})")
-    uvicorn.run(create_app(run_worker=worker), host=host, port=port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        create_app(run_worker=worker), host=host, port=port, log_level="warning", access_log=False
+    )
 
 
 @app.command("worker")

@@ -57,12 +57,12 @@ def _pending(conn: Connection, limit: int, ids: Sequence[int] | None) -> list[In
         size += len(r.body)
         taken.append(
             InboxEnvelope(
-            id=int(r.id),
-            source_id=int(r.source_id),
-            kind=r.kind,
-            headers=r.headers,
-            body=r.body,
-            received_at=r.received_at,
+                id=int(r.id),
+                source_id=int(r.source_id),
+                kind=r.kind,
+                headers=r.headers,
+                body=r.body,
+                received_at=r.received_at,
                 default_region=r.default_region,
             )
         )

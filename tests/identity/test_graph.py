@@ -41,9 +41,7 @@ def run(engine: Engine, *batch: CanonicalEvent, rules: IdentityRules | None = No
 
 def live_profiles(engine: Engine) -> int:
     with engine.connect() as conn:
-        return int(
-            conn.scalar(select(func.count()).where(profiles.c.merged_into.is_(None))) or 0
-        )
+        return int(conn.scalar(select(func.count()).where(profiles.c.merged_into.is_(None))) or 0)
 
 
 def test_same_email_in_two_spellings_is_one_profile(engine: Engine) -> None:
@@ -65,11 +63,14 @@ def test_anonymous_then_identified_merges_through_shared_email(engine: Engine) -
         assert (merge.identifier_kind, merge.identifier_key) == ("email", "bo@shop.ca")
         assert live_profile_id(conn, max(anon, known)) == both
         kinds = sorted(
-            r.kind for r in conn.execute(select(identifiers).where(identifiers.c.profile_id == both))
+            r.kind
+            for r in conn.execute(select(identifiers).where(identifiers.c.profile_id == both))
         )
         assert kinds == ["anonymous_id", "email", "phone", "user_id"]
-        assert conn.scalar(select(func.count()).select_from(events).where(
-            events.c.profile_id == both)) == 3
+        assert (
+            conn.scalar(select(func.count()).select_from(events).where(events.c.profile_id == both))
+            == 3
+        )
 
 
 def test_user_id_limit_keeps_two_people_apart(engine: Engine) -> None:
@@ -84,10 +85,20 @@ def test_shared_household_phone_does_not_fuse_people_with_different_birthdays(
     engine: Engine,
 ) -> None:
     phone = "+1 604 555 0142"
-    [mom] = run(engine, ev(traits={"email": "mom@shop.com", "phone": phone,
-                                   "birthday": "1970-03-02"}, anonymous_id="a1"))
-    [kid] = run(engine, ev(traits={"email": "kid@shop.com", "phone": phone,
-                                   "birthday": "2001-07-09"}, anonymous_id="a2"))
+    [mom] = run(
+        engine,
+        ev(
+            traits={"email": "mom@shop.com", "phone": phone, "birthday": "1970-03-02"},
+            anonymous_id="a1",
+        ),
+    )
+    [kid] = run(
+        engine,
+        ev(
+            traits={"email": "kid@shop.com", "phone": phone, "birthday": "2001-07-09"},
+            anonymous_id="a2",
+        ),
+    )
     assert mom != kid
     with engine.connect() as conn:
         holders = conn.scalars(
@@ -95,16 +106,25 @@ def test_shared_household_phone_does_not_fuse_people_with_different_birthdays(
         ).all()
     assert sorted(holders) == sorted([mom, kid])  # both hold the number (C-6, SMS-2)
     # A later text from the shared phone alone picks one profile but merges nothing.
-    run(engine, ev("track", name="Inbound Message", anonymous_id="sms",
-                   context={"traits": {"phone": phone}}))
+    run(
+        engine,
+        ev(
+            "track",
+            name="Inbound Message",
+            anonymous_id="sms",
+            context={"traits": {"phone": phone}},
+        ),
+    )
     assert live_profiles(engine) == 2
 
 
 def test_phone_merges_when_birthdays_agree(engine: Engine) -> None:
-    [a] = run(engine, ev(anonymous_id="a", traits={"phone": "+14155552671",
-                                                   "birthday": "1990-05-05"}))
-    [b] = run(engine, ev(anonymous_id="b", traits={"phone": "+14155552671",
-                                                   "birthday": "1990-05-05"}))
+    [a] = run(
+        engine, ev(anonymous_id="a", traits={"phone": "+14155552671", "birthday": "1990-05-05"})
+    )
+    [b] = run(
+        engine, ev(anonymous_id="b", traits={"phone": "+14155552671", "birthday": "1990-05-05"})
+    )
     assert a == b
 
 
@@ -151,10 +171,14 @@ def test_alias_of_unknown_anonymous_id_attaches_it(engine: Engine) -> None:
 
 
 def test_external_ids_resolve(engine: Engine) -> None:
-    [a] = run(engine, ev(external_ids=[ExternalId("shopify:customer", "123")],
-                         traits={"first_name": "Ann"}))
-    [b] = run(engine, ev("track", name="Order Completed",
-                         external_ids=[ExternalId("shopify:customer", "123")]))
+    [a] = run(
+        engine,
+        ev(external_ids=[ExternalId("shopify:customer", "123")], traits={"first_name": "Ann"}),
+    )
+    [b] = run(
+        engine,
+        ev("track", name="Order Completed", external_ids=[ExternalId("shopify:customer", "123")]),
+    )
     assert a == b
 
 
@@ -172,22 +196,35 @@ def test_merges_inside_one_batch(engine: Engine) -> None:
 
 def test_merge_keeps_the_newer_trait_by_event_time(engine: Engine) -> None:
     run(engine, ev(minutes=10, anonymous_id="a", traits={"email": "t@shop.com", "city": "Late"}))
-    run(engine, ev(minutes=5, anonymous_id="b", traits={"phone": "+14155550124", "city": "Early",
-                                                        "tier": "gold"}))
+    run(
+        engine,
+        ev(
+            minutes=5,
+            anonymous_id="b",
+            traits={"phone": "+14155550124", "city": "Early", "tier": "gold"},
+        ),
+    )
     [pid] = run(engine, ev(minutes=1, anonymous_id="b", traits={"email": "t@shop.com"}))
     with engine.connect() as conn:
-        rows = {r.name: r.value for r in conn.execute(
-            select(traits).where(traits.c.profile_id == pid))}
+        rows = {
+            r.name: r.value for r in conn.execute(select(traits).where(traits.c.profile_id == pid))
+        }
     assert rows["city"] == "Late"
     assert rows["tier"] == "gold"
 
 
 def test_weaker_identifier_over_its_limit_is_not_attached(engine: Engine) -> None:
     rules = IdentityRules(limits={"phone": 1, "email": 5, "user_id": 1})
-    [a] = run(engine, ev(anonymous_id="z", traits={"email": "a@shop.com", "phone": "+14155550101"}),
-              rules=rules)
-    [b] = run(engine, ev(anonymous_id="y", traits={"email": "a@shop.com", "phone": "+14155550102"}),
-              rules=rules)
+    [a] = run(
+        engine,
+        ev(anonymous_id="z", traits={"email": "a@shop.com", "phone": "+14155550101"}),
+        rules=rules,
+    )
+    [b] = run(
+        engine,
+        ev(anonymous_id="y", traits={"email": "a@shop.com", "phone": "+14155550102"}),
+        rules=rules,
+    )
     assert a == b
     with engine.connect() as conn:
         phones = conn.scalars(select(identifiers.c.key).where(identifiers.c.kind == "phone")).all()

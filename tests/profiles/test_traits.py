@@ -61,17 +61,27 @@ def test_spellings_of_one_name_are_one_trait(engine: Engine) -> None:
     with engine.begin() as conn:
         process_events(
             conn,
-            [identify("a", 1, firstName="Ann"), identify("b", 2, first_name="Anna"),
-             identify("c", 3, **{"First Name": "Annie"})],
+            [
+                identify("a", 1, firstName="Ann"),
+                identify("b", 2, first_name="Anna"),
+                identify("c", 3, **{"First Name": "Annie"}),
+            ],
         )
     assert stored(engine) == {"first_name": "Annie"}
 
 
 @pytest.mark.parametrize(
     ("given", "canonical"),
-    [("firstName", "first_name"), ("first_name", "first_name"), ("FirstName", "first_name"),
-     ("lastName", "last_name"), ("createdAt", "created_at"), ("postal-code", "postal_code"),
-     ("LTV", "ltv"), ("favoriteCategory", "favorite_category")],
+    [
+        ("firstName", "first_name"),
+        ("first_name", "first_name"),
+        ("FirstName", "first_name"),
+        ("lastName", "last_name"),
+        ("createdAt", "created_at"),
+        ("postal-code", "postal_code"),
+        ("LTV", "ltv"),
+        ("favoriteCategory", "favorite_category"),
+    ],
 )
 def test_canonical_trait_names(given: str, canonical: str) -> None:
     assert canonical_trait_name(given) == canonical

@@ -73,9 +73,7 @@ def read_profile_events(
     if profile is None:
         raise HTTPException(404, {"field": "profile_id", "message": "no such profile"})
     if profile["merged_into"] is not None:
-        return RedirectResponse(
-            f"/api/profiles/{profile['merged_into']}/events", status_code=308
-        )
+        return RedirectResponse(f"/api/profiles/{profile['merged_into']}/events", status_code=308)
     data = profile_events(
         conn, profile_id, before_id=decode_cursor(cursor), limit=limit, type_=type, name=name
     )

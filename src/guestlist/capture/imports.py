@@ -138,17 +138,15 @@ def row_to_identify(
     if external:
         message["context"] = {"externalIds": external}
     if usable == 0:
-        problems.append(
-            RowProblem(line, "", "", "no usable identifier (email, phone or id)", True)
-        )
+        problems.append(RowProblem(line, "", "", "no usable identifier (email, phone or id)", True))
         return None
     if "userId" not in message and "anonymousId" not in message:
         # The tracking spec wants one of the two; a row's own place in the file is stable.
         message["anonymousId"] = f"import-{digest[:12]}-{line}"
     # The same row content is the same message: a re-import applies nothing twice.
-    message["messageId"] = "import-" + hashlib.sha1(
-        orjson.dumps(row, option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
+    message["messageId"] = (
+        "import-" + hashlib.sha1(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    )
     return message
 
 

@@ -108,9 +108,7 @@ def merge_profiles(
     )
     # Old ids keep resolving: whatever pointed at `merged` now points at the survivor.
     conn.execute(
-        update(profiles)
-        .where(profiles.c.merged_into == merged)
-        .values(merged_into=survivor)
+        update(profiles).where(profiles.c.merged_into == merged).values(merged_into=survivor)
     )
     conn.execute(update(profiles).where(profiles.c.id == merged).values(merged_into=survivor))
     conn.execute(

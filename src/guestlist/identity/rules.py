@@ -33,8 +33,19 @@ class IdentityRules(BaseModel):
     hard_facts: list[str] = ["birthday"]
     # Values that never identify anyone (matched on the normalised key).
     blocked_values: list[str] = [
-        "", "null", "none", "nil", "undefined", "anonymous", "unknown", "guest",
-        "n/a", "na", "-1", "0", "test",
+        "",
+        "null",
+        "none",
+        "nil",
+        "undefined",
+        "anonymous",
+        "unknown",
+        "guest",
+        "n/a",
+        "na",
+        "-1",
+        "0",
+        "test",
     ]
     blocked_patterns: list[str] = [
         r"^0+$",  # all zeros
@@ -44,9 +55,25 @@ class IdentityRules(BaseModel):
     ]
     # Shop placeholder addresses typed at the till when the customer gives none.
     blocked_email_locals: list[str] = [
-        "noemail", "no-email", "no_email", "nomail", "none", "null", "na", "n/a",
-        "noreply", "no-reply", "donotreply", "do-not-reply", "test", "customer",
-        "guest", "unknown", "email", "noone", "nobody",
+        "noemail",
+        "no-email",
+        "no_email",
+        "nomail",
+        "none",
+        "null",
+        "na",
+        "n/a",
+        "noreply",
+        "no-reply",
+        "donotreply",
+        "do-not-reply",
+        "test",
+        "customer",
+        "guest",
+        "unknown",
+        "email",
+        "noone",
+        "nobody",
     ]
     blocked_emails: list[str] = ["none@none.com", "no@no.com", "a@a.com", "x@x.com"]
     default_region: str = "US"
