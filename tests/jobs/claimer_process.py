@@ -3,8 +3,8 @@
 `python claimer_process.py DATABASE_URL WORKER_ID OUT_FILE READY_FILE GO_FILE`
 
 Connects, touches READY_FILE, waits for GO_FILE (so both processes start claiming at
-the same moment), then claims small batches and completes each job until nothing is
-left, writing every claimed job id to OUT_FILE, one a line.
+the same moment), then claims small batches and runs (a 1 ms pause) and completes
+each job until nothing is left, writing every claimed job id to OUT_FILE, one a line.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ def main(url: str, worker_id: str, out: Path, ready: Path, go: Path) -> None:
         while jobs := claim(engine, worker_id, limit=3):
             for job in jobs:
                 lines.write(f"{job.id}\n")
+                # "Run" the job outside any transaction. SQLite does not queue writers
+                # fairly, so without such a pause one process could take every job.
+                time.sleep(0.001)
                 complete(engine, job.id, locked_by=worker_id)
     engine.dispose()
 
