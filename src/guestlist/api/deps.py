@@ -13,8 +13,9 @@ from guestlist.keys import KeyInfo, authenticate
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`")
 
-# Which key kinds may use an endpoint of each scope.
-SCOPES = {"read": {"read", "write", "admin"}, "write": {"write", "admin"}, "admin": {"admin"}}
+# Which key kinds may use an endpoint of each scope. Write keys belong to a source and
+# ship inside websites and apps: they send events (/v1), never read people back.
+SCOPES = {"read": {"read", "admin"}, "admin": {"admin"}}
 
 
 def get_engine(request: Request) -> Engine:
@@ -43,6 +44,8 @@ def require(scope: str) -> Callable[..., KeyInfo]:
         key = authenticate(engine, credentials.credentials, {"read", "write", "admin"})
         if key is None:
             raise HTTPException(401, "unknown or revoked API key")
+        if key.kind == "write":
+            raise HTTPException(403, "a write key only sends events to /v1")
         if key.kind not in SCOPES[scope]:
             raise HTTPException(403, f"a {key.kind} key cannot use this endpoint ({scope} needed)")
         return key
@@ -51,5 +54,4 @@ def require(scope: str) -> Callable[..., KeyInfo]:
 
 
 ReadKey = Annotated[KeyInfo, Depends(require("read"))]
-WriteKey = Annotated[KeyInfo, Depends(require("write"))]
 AdminKey = Annotated[KeyInfo, Depends(require("admin"))]

@@ -57,9 +57,10 @@ def extract_identifiers(event: CanonicalEvent, rules: IdentityRules) -> EventIde
         candidates.append(("anonymous_id", "anonymousId", event.anonymous_id))
     where = "traits" if event.type == "identify" else "context.traits"
     id_traits = event.identity_traits()
-    for kind in ("email", "phone"):
-        if id_traits.get(kind) not in (None, ""):
-            candidates.append((kind, f"{where}.{kind}", id_traits[kind]))
+    for name, value in id_traits.items():
+        kind = name.strip().lower()  # `Email` from a spreadsheet is still the email
+        if kind in ("email", "phone") and value not in (None, ""):
+            candidates.append((kind, f"{where}.{name}", value))
     for ext in event.external_ids:
         candidates.append(("external", "externalIds", ext.key))
     for kind, field_name, raw in candidates:
