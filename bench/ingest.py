@@ -58,7 +58,7 @@ def make_batches(n_events: int, users: int, seed: int = 1) -> list[bytes]:
                     "userId": f"u{u}",
                     "traits": {
                         "email": f"user{u}@example.org",
-                        "phone": f"+1415{u % 10**7:07d}",
+                        "phone": f"+1415{200 + u % 800:03d}{u % 10**4:04d}",
                         "firstName": "Sam",
                         "plan": rng.choice(["a", "b"]),
                     },

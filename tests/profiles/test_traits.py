@@ -85,3 +85,12 @@ def test_spellings_of_one_name_are_one_trait(engine: Engine) -> None:
 )
 def test_canonical_trait_names(given: str, canonical: str) -> None:
     assert canonical_trait_name(given) == canonical
+
+
+def test_values_of_every_json_type_read_back_as_written(engine: Engine) -> None:
+    # SQLite gives a JSON column NUMERIC affinity: a bare number is stored as a number.
+    values = {"visits": 18900, "score": 0.5, "vip": True, "nickname": "42",
+              "tags": ["a", "b"], "address": {"city": "Austin"}, "fax": None}
+    with engine.begin() as conn:
+        process_events(conn, [identify("a", 1, **values)])
+    assert stored(engine) == values

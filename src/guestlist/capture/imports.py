@@ -95,7 +95,7 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, int, dict[str, Any] | str
 
 
 def row_to_identify(
-    line: int, row: dict[str, Any], region: str, problems: list[RowProblem], digest: str
+    line: int, row: dict[str, Any], region: str, problems: list[RowProblem]
 ) -> dict[str, Any] | None:
     """One row as a Segment identify call, or None (with a problem) if it names no one."""
     rules = load_rules()
@@ -140,9 +140,6 @@ def row_to_identify(
     if usable == 0:
         problems.append(RowProblem(line, "", "", "no usable identifier (email, phone or id)", True))
         return None
-    if "userId" not in message and "anonymousId" not in message:
-        # The tracking spec wants one of the two; a row's own place in the file is stable.
-        message["anonymousId"] = f"import-{digest[:12]}-{line}"
     # The same row content is the same message: a re-import applies nothing twice.
     message["messageId"] = (
         "import-" + hashlib.sha1(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -203,7 +200,7 @@ def import_file(
         if isinstance(row, str):
             report.problems.append(RowProblem(line, "", "", row, True))
             continue
-        message = row_to_identify(line, row, region, report.problems, digest)
+        message = row_to_identify(line, row, region, report.problems)
         if message is not None:
             chunk.append(message)
         if len(chunk) >= chunk_size:

@@ -19,7 +19,8 @@ from sqlalchemy import Connection, insert, select
 from guestlist.canonical import CanonicalEvent
 from guestlist.identity.merge import merge_profiles
 from guestlist.identity.normalize import Identifier, InvalidIdentifier, normalize
-from guestlist.identity.rules import IdentityRules
+from guestlist.identity.rules import CompiledRules, IdentityRules, compiled
+from guestlist.store.bulk import bulk_insert
 from guestlist.store.tables import identifiers, profiles, traits
 from guestlist.store.types import utcnow
 
@@ -47,7 +48,7 @@ class _Merge:
     detail: dict[str, Any]
 
 
-def extract_identifiers(event: CanonicalEvent, rules: IdentityRules) -> EventIdentity:
+def extract_identifiers(event: CanonicalEvent, rules: CompiledRules) -> EventIdentity:
     """Normalise every identifier an event carries; invalid or blocked ones become issues."""
     found = EventIdentity()
     candidates: list[tuple[str, str, object]] = []
@@ -87,9 +88,9 @@ def extract_identifiers(event: CanonicalEvent, rules: IdentityRules) -> EventIde
 class BatchResolver:
     """Resolves a batch of events to profile ids inside one transaction."""
 
-    def __init__(self, conn: Connection, rules: IdentityRules) -> None:
+    def __init__(self, conn: Connection, rules: IdentityRules | CompiledRules) -> None:
         self.conn = conn
-        self.rules = rules
+        self.rules = compiled(rules)
         self.owners: dict[tuple[str, str], set[int]] = defaultdict(set)
         self.holdings: dict[int, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
         self.facts: dict[int, dict[str, str]] = defaultdict(dict)
@@ -132,7 +133,8 @@ class BatchResolver:
             if self.rules.hard_facts:
                 for row in self.conn.execute(
                     select(traits.c.profile_id, traits.c.name, traits.c.value).where(
-                        traits.c.profile_id.in_(chunk), traits.c.name.in_(self.rules.hard_facts)
+                        traits.c.profile_id.in_(chunk),
+                        traits.c.name.in_(list(self.rules.hard_facts)),
                     )
                 ):
                     if isinstance(row.value, str) and row.value.strip():
@@ -350,7 +352,7 @@ class BatchResolver:
                 }
             )
         if rows_to_attach:
-            self.conn.execute(insert(identifiers), rows_to_attach)
+            bulk_insert(self.conn, identifiers, rows_to_attach)
         return real
 
 

@@ -38,6 +38,28 @@ def normalize_email(raw: str) -> Identifier:
     return Identifier("email", f"{local}@{domain}", value.lower())
 
 
+# Country code + leading digits → the region a number there last validated in. A
+# guess only: it is checked before it is trusted.
+_region_by_prefix: dict[tuple[int | None, str], str] = {}
+
+
+def _is_valid_number(number: phonenumbers.PhoneNumber, region: str) -> bool:
+    """`phonenumbers.is_valid_number`, without its scan of every region sharing a code
+    (25 share +1) when the expected or a recently seen region fits, ten times cheaper."""
+    if phonenumbers.is_valid_number_for_region(number, region):
+        return True
+    prefix = (number.country_code, str(number.national_number)[:3])
+    guess = _region_by_prefix.get(prefix)
+    if guess is not None and phonenumbers.is_valid_number_for_region(number, guess):
+        return True
+    found = phonenumbers.region_code_for_number(number)
+    if found is None or not phonenumbers.is_valid_number_for_region(number, found):
+        return False
+    if len(_region_by_prefix) < 100_000:
+        _region_by_prefix[prefix] = found
+    return True
+
+
 @lru_cache(maxsize=65536)
 def normalize_phone(raw: str, region: str = "US") -> Identifier:
     value = raw.strip()
@@ -47,11 +69,7 @@ def normalize_phone(raw: str, region: str = "US") -> Identifier:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidIdentifier(f"not a phone number: {exc}") from None
-    # Checking the expected region first is ten times cheaper than the general check.
-    if not (
-        phonenumbers.is_valid_number_for_region(number, region)
-        or phonenumbers.is_valid_number(number)
-    ):
+    if not _is_valid_number(number, region):
         raise InvalidIdentifier(f"not a valid phone number for region {region}")
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Identifier("phone", e164, value)

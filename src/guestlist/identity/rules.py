@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, PrivateAttr
+from pydantic import BaseModel
 
 from guestlist.settings import get_settings
 
@@ -77,35 +78,63 @@ class IdentityRules(BaseModel):
     ]
     blocked_emails: list[str] = ["none@none.com", "no@no.com", "a@a.com", "x@x.com"]
     default_region: str = "US"
-    _values: frozenset[str] = PrivateAttr(default=frozenset())
-    _patterns: list[re.Pattern[str]] = PrivateAttr(default_factory=list)
-    _locals: frozenset[str] = PrivateAttr(default=frozenset())
-    _emails: frozenset[str] = PrivateAttr(default=frozenset())
+
+    def compile(self) -> CompiledRules:
+        return CompiledRules(
+            priority={kind: i for i, kind in enumerate(self.priority)},
+            limits=dict(self.limits),
+            guarded_kinds=frozenset(self.guarded_kinds),
+            hard_facts=tuple(self.hard_facts),
+            values=frozenset(v.lower() for v in self.blocked_values),
+            patterns=tuple(re.compile(p) for p in self.blocked_patterns),
+            email_locals=frozenset(v.lower() for v in self.blocked_email_locals),
+            emails=frozenset(v.lower() for v in self.blocked_emails),
+        )
+
+    def is_blocked(self, kind: str, key: str) -> bool:
+        return self.compile().is_blocked(kind, key)
+
+
+@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity, for the cache below
+class CompiledRules:
+    """The rules as plain data, for the hot path (a lookup per identifier per event)."""
+
+    priority: dict[str, int]
+    limits: dict[str, int]
+    guarded_kinds: frozenset[str]
+    hard_facts: tuple[str, ...]
+    values: frozenset[str]
+    patterns: tuple[re.Pattern[str], ...]
+    email_locals: frozenset[str]
+    emails: frozenset[str]
 
     def limit(self, kind: str) -> int:
         return self.limits.get(kind, 1000)
 
     def rank(self, kind: str) -> int:
-        return self.priority.index(kind) if kind in self.priority else len(self.priority)
-
-    def model_post_init(self, _context: object) -> None:
-        self._values = frozenset(v.lower() for v in self.blocked_values)
-        self._patterns = [re.compile(p) for p in self.blocked_patterns]
-        self._locals = frozenset(v.lower() for v in self.blocked_email_locals)
-        self._emails = frozenset(v.lower() for v in self.blocked_emails)
+        return self.priority.get(kind, len(self.priority))
 
     def is_blocked(self, kind: str, key: str) -> bool:
-        lowered = key.lower()
-        if lowered in self._values or any(p.match(lowered) for p in self._patterns):
-            return True
-        if kind == "email":
-            return lowered in self._emails or lowered.partition("@")[0] in self._locals
-        return False
+        return _is_blocked(self, kind, key)
+
+
+@lru_cache(maxsize=65536)
+def _is_blocked(rules: CompiledRules, kind: str, key: str) -> bool:
+    lowered = key.lower()
+    if lowered in rules.values or any(p.match(lowered) for p in rules.patterns):
+        return True
+    if kind == "email":
+        return lowered in rules.emails or lowered.partition("@")[0] in rules.email_locals
+    return False
+
+
+def compiled(rules: IdentityRules | CompiledRules) -> CompiledRules:
+    return rules if isinstance(rules, CompiledRules) else rules.compile()
 
 
 @lru_cache(maxsize=1)
-def load_rules() -> IdentityRules:
+def load_rules() -> CompiledRules:
     path = get_settings().identity_rules_file
     if not path:
-        return IdentityRules()
-    return IdentityRules.model_validate(json.loads(Path(path).read_text()))
+        return IdentityRules().compile()
+    return IdentityRules.model_validate(json.loads(Path(path).read_text())).compile()

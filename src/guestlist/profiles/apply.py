@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, bindparam, case, select, update
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.identity.graph import EventIdentity
 from guestlist.profiles.trait_names import canonical_trait_name
+from guestlist.store.bulk import bulk_insert, bulk_upsert_newer
 from guestlist.store.tables import events, profiles, traits
 from guestlist.store.types import utcnow
 
@@ -48,23 +48,6 @@ def trait_updates(event: CanonicalEvent) -> dict[str, Any]:
     if event.type != "identify":
         return {}
     return {canonical_trait_name(k): v for k, v in event.traits.items()}
-
-
-def _upsert_traits(conn: Connection) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(traits)
-    excluded = stmt.excluded
-    return stmt.on_conflict_do_update(
-        index_elements=[traits.c.profile_id, traits.c.name],
-        set_={
-            "value": excluded.value,
-            "source_id": excluded.source_id,
-            "event_time": excluded.event_time,
-            "updated_at": excluded.updated_at,
-        },
-        # A later-arriving but older event never overwrites a newer value.
-        where=excluded.event_time >= traits.c.event_time,
-    )
 
 
 def apply_events(
@@ -111,9 +94,11 @@ def apply_events(
         if not ident.created:  # new profiles were inserted with their times
             first, last = span.get(pid, (event.timestamp, event.timestamp))
             span[pid] = (min(first, event.timestamp), max(last, event.timestamp))
-    conn.execute(insert(events), event_rows)
-    if latest:
-        conn.execute(_upsert_traits(conn), list(latest.values()))
+    bulk_insert(conn, events, event_rows)
+    # A later-arriving but older event never overwrites a newer value.
+    bulk_upsert_newer(
+        conn, traits, list(latest.values()), key=("profile_id", "name"), time_column="event_time"
+    )
     if not span:
         return
     conn.execute(

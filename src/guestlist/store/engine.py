@@ -6,10 +6,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from guestlist.settings import get_settings
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _loads(value: Any) -> Any:
+    # A SQLite JSON column has NUMERIC affinity, so a bare number comes back as a
+    # number; SQLAlchemy lets stdlib json's TypeError through for it, orjson raises.
+    if isinstance(value, int | float):
+        return value
+    return orjson.loads(value)
+
+
+# orjson for JSON columns: the worker serialises every event's properties and traits.
+_json: dict[str, Any] = {"json_serializer": _dumps, "json_deserializer": _loads}
 
 
 def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
@@ -23,7 +40,7 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
-            url, connect_args={"timeout": 60, "check_same_thread": False}, **kwargs
+            url, connect_args={"timeout": 60, "check_same_thread": False}, **_json, **kwargs
         )
 
         @event.listens_for(engine, "connect")
@@ -43,7 +60,11 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    engine = create_engine(parsed, pool_pre_ping=True, **_json, **kwargs)
+    # Multi-row INSERT … VALUES instead of one statement per row in a pipeline:
+    # several times faster for the batches the worker writes.
+    engine.dialect.use_insertmanyvalues_wo_returning = True
+    return engine
 
 
 _engines: dict[str, Engine] = {}
