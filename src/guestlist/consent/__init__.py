@@ -1,0 +1,1 @@
+"""Consent: SMS/WhatsApp keywords and their replies, signed confirm and unsubscribe links."""
