@@ -33,6 +33,7 @@ from sqlalchemy import create_engine, func, insert, select, text
 
 from guestlist.keys import create_key
 from guestlist.pipeline import process_all
+from guestlist.runtime import tune_gc
 from guestlist.store.engine import make_engine
 from guestlist.store.migrate import upgrade
 from guestlist.store.tables import events, inbox, profiles
@@ -204,7 +205,8 @@ def write_customers(path: Path, n: int) -> None:
             w.writerow(
                 [
                     f"Customer.{i}@Example.org",
-                    f"+1{rng.choice(['416', '604', '512'])}{i % 10**7:07d}",
+                    # valid NANP numbers: exchange 200-999
+                    f"+1{rng.choice(['416', '604', '512'])}{200 + i % 800}{i // 800 % 10**4:04d}",
                     "Alex",
                     f"Name{i}",
                     f"19{50 + i % 50}-0{1 + i % 9}-1{i % 9}",
@@ -264,6 +266,7 @@ def run_backend(name: str, db_url: str, args: argparse.Namespace, workdir: Path)
 
 
 def main() -> None:
+    tune_gc()  # as `guestlist worker` does
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--import-rows", type=int, default=1_000_000)

@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from guestlist.keys import create_key
+from guestlist.store.engine import read_connection
 from guestlist.store.tables import events, inbox, traits
 from tests.conftest import LiveServer
 
@@ -43,7 +44,9 @@ def _batches() -> list[bytes]:
 
 
 def _count(engine: Engine, query: object) -> int:
-    with engine.connect() as conn:
+    # A reader that does not queue for SQLite's write lock, which the worker holds
+    # almost all the time: polling must not starve.
+    with read_connection(engine) as conn:
         return int(conn.scalar(query) or 0)  # type: ignore[call-overload]
 
 

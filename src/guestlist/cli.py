@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+from guestlist.runtime import tune_gc
 from guestlist.settings import get_settings
 
 app = typer.Typer(
@@ -18,6 +19,11 @@ app = typer.Typer(
 keys_app = typer.Typer(help="API and write keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 err = Console(stderr=True)
+
+
+@app.callback()
+def _startup() -> None:
+    tune_gc()
 
 
 @app.command()

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Insert, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from guestlist.store.engine import read_connection
 from guestlist.store.tables import api_keys, sources
 from guestlist.store.types import utcnow
 
@@ -129,7 +130,7 @@ def _lookup(engine: Engine, key_hash: str) -> KeyInfo | None:
         .select_from(api_keys.outerjoin(sources, sources.c.id == api_keys.c.source_id))
         .where(api_keys.c.key_hash == key_hash)
     )
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         row = conn.execute(stmt).first()
     if row is None or row.revoked_at is not None:
         return None

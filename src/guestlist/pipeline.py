@@ -19,6 +19,7 @@ from guestlist.identity.rules import load_rules
 from guestlist.inbox.parsers import parse_envelope
 from guestlist.inbox.store import InboxEnvelope
 from guestlist.profiles.apply import apply_events, drop_seen
+from guestlist.store.planner_stats import analyze_stale_tables
 from guestlist.store.tables import inbox, sources
 from guestlist.store.types import utcnow
 
@@ -29,6 +30,8 @@ log = structlog.get_logger(__name__)
 PIPELINE_LOCK = 0x6775_6573_746C  # "guestl"
 # One transaction takes envelopes up to about this many body bytes (at least one).
 BATCH_BYTES = 4 << 20
+# Tables whose lookups the pipeline depends on; see planner_stats.
+WRITTEN_TABLES = ("inbox", "events", "identifiers", "profiles", "traits")
 
 
 def _pending(conn: Connection, limit: int, ids: Sequence[int] | None) -> list[InboxEnvelope]:
@@ -97,6 +100,7 @@ def _lock(conn: Connection) -> None:
 
 def process_pending(engine: Engine, limit: int = 200) -> int:
     """Process up to `limit` pending envelopes; returns how many were taken."""
+    analyze_stale_tables(engine, WRITTEN_TABLES)
     try:
         with engine.begin() as conn:
             _lock(conn)

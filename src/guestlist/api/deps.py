@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Connection, Engine
 
 from guestlist.keys import KeyInfo, authenticate
+from guestlist.store.engine import read_connection
 
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer KEY`")
 
@@ -27,7 +28,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 
 
 def get_connection(engine: EngineDep) -> Iterator[Connection]:
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         yield conn
 
 

@@ -11,15 +11,25 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine
 
-from guestlist.identity.normalize import InvalidIdentifier, normalize
+from guestlist.identity.normalize import (
+    InvalidIdentifier,
+    MemoKey,
+    Normalized,
+    known,
+    memo_key,
+    normalize,
+    remember,
+)
 from guestlist.identity.rules import load_rules
 from guestlist.inbox.store import accept
 from guestlist.keys import ensure_source
@@ -95,9 +105,16 @@ def _rows(path: Path, fmt: str) -> Iterator[tuple[int, int, dict[str, Any] | str
 
 
 def row_to_identify(
-    line: int, row: dict[str, Any], region: str, problems: list[RowProblem]
+    line: int,
+    row: dict[str, Any],
+    region: str,
+    problems: list[RowProblem],
+    checked: list[MemoKey] | None = None,
 ) -> dict[str, Any] | None:
-    """One row as a Segment identify call, or None (with a problem) if it names no one."""
+    """One row as a Segment identify call, or None (with a problem) if it names no one.
+
+    `checked` collects the identifier values normalised, to hand their results on.
+    """
     rules = load_rules()
     message: dict[str, Any] = {"type": "identify", "traits": {}}
     usable = 0
@@ -123,6 +140,8 @@ def row_to_identify(
             usable += 1
             continue
         if name in ("email", "phone"):
+            if checked is not None and isinstance(value, (str, int)):
+                checked.append(memo_key(name, str(value), region))
             try:
                 ident = normalize(name, value, region)
             except InvalidIdentifier as exc:
@@ -155,6 +174,102 @@ def file_digest(path: Path) -> str:
     return sha.hexdigest()
 
 
+@dataclass
+class PreparedChunk:
+    """Rows read, checked and encoded as one inbox body, ready to be stored."""
+
+    number: int
+    body: bytes | None  # None when no row of the chunk was usable
+    messages: int
+    rows: int
+    problems: list[RowProblem]
+    done: int  # bytes of the file read so far
+    normalized: list[tuple[MemoKey, Normalized]]
+
+
+def prepare_chunks(
+    path: Path, fmt: str, region: str, chunk_size: int
+) -> Iterator[PreparedChunk]:
+    """Read the file into chunks of identify calls; no database involved."""
+    messages: list[dict[str, Any]] = []
+    problems: list[RowProblem] = []
+    checked: list[MemoKey] = []
+    rows = 0
+    number = 0
+
+    def chunk(done: int) -> PreparedChunk:
+        body = None
+        if messages:
+            body = orjson.dumps({"batch": messages, "sentAt": utcnow().isoformat()})
+        results = [(key, result) for key in checked if (result := known(key)) is not None]
+        return PreparedChunk(number, body, len(messages), rows, problems, done, results)
+
+    for line, done, row in _rows(path, fmt):
+        rows += 1
+        if isinstance(row, str):
+            problems.append(RowProblem(line, "", "", row, True))
+        else:
+            message = row_to_identify(line, row, region, problems, checked)
+            if message is not None:
+                messages.append(message)
+        if len(messages) >= chunk_size:
+            yield chunk(done)
+            messages, problems, checked, rows, number = [], [], [], 0, number + 1
+    yield chunk(path.stat().st_size)
+
+
+class ImportFailed(RuntimeError):
+    """The file could not be read to the end (the rows before were imported)."""
+
+
+def _reader(path: Path, fmt: str, region: str, chunk_size: int, queue: Any) -> None:
+    """The reader process: parse and check rows while the parent stores earlier ones."""
+    try:
+        for prepared in prepare_chunks(path, fmt, region, chunk_size):
+            queue.put(prepared)
+    except BaseException as exc:  # reported to the parent, which raises it
+        queue.put(f"{type(exc).__name__}: {exc}")
+        return
+    queue.put(None)
+
+
+def _read_in_process(
+    path: Path, fmt: str, region: str, chunk_size: int
+) -> Iterator[PreparedChunk]:
+    # `spawn`: the parent may hold database connections and threads a fork would copy.
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue(maxsize=4)  # bounds memory: a few chunks ahead at most
+    reader = context.Process(
+        target=_reader, args=(path, fmt, region, chunk_size, queue), daemon=True
+    )
+    reader.start()
+    try:
+        while True:
+            try:
+                item = queue.get(timeout=1)
+            except Empty:
+                if reader.is_alive():
+                    continue
+                try:
+                    item = queue.get(timeout=1)
+                except Empty:
+                    exit_code = reader.exitcode
+                    raise ImportFailed(f"the reader process died (exit {exit_code})") from None
+            if item is None:
+                return
+            if isinstance(item, str):
+                raise ImportFailed(item)
+            yield item
+    finally:
+        if reader.is_alive():
+            reader.terminate()
+        reader.join()
+
+
+# Below this size a reader process costs more to start than it saves.
+PARALLEL_FROM_BYTES = 4 << 20
+
+
 def import_file(
     engine: Engine,
     path: Path,
@@ -164,50 +279,44 @@ def import_file(
     region: str = "US",
     chunk_size: int = 2000,
     progress: Callable[[int], None] | None = None,
+    parallel: bool | None = None,
 ) -> ImportReport:
-    """Import a customer file; `progress` is called with the bytes read so far."""
+    """Import a customer file; `progress` is called with the bytes read so far.
+
+    Large files are read and checked by a second process while this one resolves and
+    stores the rows already read, so both cores work (`parallel` forces the choice).
+    """
     fmt = fmt or ("jsonl" if path.suffix.lower() in (".jsonl", ".ndjson") else "csv")
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"unknown format {fmt!r}: use csv or jsonl")
     digest = file_digest(path)
     with engine.begin() as conn:
         source_id = ensure_source(conn, source_name, kind="import", default_region=region)
+    if parallel is None:
+        parallel = path.stat().st_size >= PARALLEL_FROM_BYTES
+    chunks = (
+        _read_in_process(path, fmt, region, chunk_size)
+        if parallel
+        else prepare_chunks(path, fmt, region, chunk_size)
+    )
     report = ImportReport()
-    chunk: list[dict[str, Any]] = []
-    chunk_number = 0
-
-    def flush() -> None:
-        nonlocal chunk, chunk_number
-        if not chunk:
-            return
-        body = orjson.dumps({"batch": chunk, "sentAt": utcnow().isoformat()})
-        with engine.begin() as conn:
-            accept(
-                conn,
-                source_id=source_id,
-                kind="tracking.batch",
-                headers={"x-guestlist-import": path.name},
-                body=body,
-                idempotency_key=f"import:{digest}:{chunk_number}",
-            )
-        process_all(engine)
-        report.imported += len(chunk)
-        chunk_number += 1
-        chunk = []
-
-    for line, done, row in _rows(path, fmt):
-        report.rows += 1
-        if isinstance(row, str):
-            report.problems.append(RowProblem(line, "", "", row, True))
-            continue
-        message = row_to_identify(line, row, region, report.problems)
-        if message is not None:
-            chunk.append(message)
-        if len(chunk) >= chunk_size:
-            flush()
-            if progress is not None:
-                progress(done)
-    flush()
-    if progress is not None:
-        progress(path.stat().st_size)
+    for prepared in chunks:
+        report.rows += prepared.rows
+        report.problems.extend(prepared.problems)
+        for key, result in prepared.normalized:
+            remember(key, result)
+        if prepared.body is not None:
+            with engine.begin() as conn:
+                accept(
+                    conn,
+                    source_id=source_id,
+                    kind="tracking.batch",
+                    headers={"x-guestlist-import": path.name},
+                    body=prepared.body,
+                    idempotency_key=f"import:{digest}:{prepared.number}",
+                )
+            process_all(engine)
+            report.imported += prepared.messages
+        if progress is not None:
+            progress(prepared.done)
     return report

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.identity.merge import merge_profiles
 from guestlist.identity.normalize import Identifier, InvalidIdentifier, normalize
 from guestlist.identity.rules import CompiledRules, IdentityRules, compiled
-from guestlist.store.bulk import bulk_insert
+from guestlist.store.bulk import allocate_ids, bulk_insert
 from guestlist.store.tables import identifiers, profiles, traits
 from guestlist.store.types import utcnow
 
@@ -48,6 +48,22 @@ class _Merge:
     detail: dict[str, Any]
 
 
+_trait_kinds: dict[str, str | None] = {}
+
+
+def _identifier_trait(name: str) -> str | None:
+    """`email` or `phone` if a trait of this name holds one (`Email` from a spreadsheet
+    is still the email), else None; memoized, as few names recur on every event."""
+    try:
+        return _trait_kinds[name]
+    except KeyError:
+        lowered = name.strip().lower()
+        kind = lowered if lowered in ("email", "phone") else None
+        if len(_trait_kinds) < 10_000:
+            _trait_kinds[name] = kind
+        return kind
+
+
 def extract_identifiers(event: CanonicalEvent, rules: CompiledRules) -> EventIdentity:
     """Normalise every identifier an event carries; invalid or blocked ones become issues."""
     found = EventIdentity()
@@ -59,8 +75,8 @@ def extract_identifiers(event: CanonicalEvent, rules: CompiledRules) -> EventIde
     where = "traits" if event.type == "identify" else "context.traits"
     id_traits = event.identity_traits()
     for name, value in id_traits.items():
-        kind = name.strip().lower()  # `Email` from a spreadsheet is still the email
-        if kind in ("email", "phone") and value not in (None, ""):
+        kind = _identifier_trait(name)
+        if kind is not None and value not in (None, ""):
             candidates.append((kind, f"{where}.{name}", value))
     for ext in event.external_ids:
         candidates.append(("external", "externalIds", ext.key))
@@ -317,19 +333,14 @@ class BatchResolver:
         real: dict[int, int] = {}
         roots = [p for p in self.new_profiles if p not in self.parent]
         if roots:
-            rows = [
-                {
-                    "created_at": now,
-                    "first_seen_at": self.seen.get(p, (now, now))[0],
-                    "last_seen_at": self.seen.get(p, (now, now))[1],
-                }
-                for p in roots
-            ]
-            result = self.conn.execute(
-                insert(profiles).returning(profiles.c.id, sort_by_parameter_order=True), rows
-            )
-            for p, row in zip(roots, result, strict=True):
-                real[p] = int(row.id)
+            rows = []
+            for p, pid in zip(roots, allocate_ids(self.conn, profiles, len(roots)), strict=True):
+                real[p] = pid
+                first, last = self.seen.get(p, (now, now))
+                rows.append(
+                    {"id": pid, "created_at": now, "first_seen_at": first, "last_seen_at": last}
+                )
+            bulk_insert(self.conn, profiles, rows)
         for pid in list(self.holdings) + list(self.parent):
             root = self.find(pid)
             if root > 0:

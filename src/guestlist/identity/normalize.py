@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
@@ -23,13 +22,53 @@ class Identifier:
     value: str  # as given (trimmed)
 
 
-@lru_cache(maxsize=65536)
+# What normalising a value gave (the identifier, or why it is invalid), by input. An
+# import checks each row's identifiers in its reader process and hands the results to
+# the worker that applies the rows, which would otherwise check every value again.
+Normalized = Identifier | str
+MemoKey = tuple[str, str, str]  # kind, raw value, region (phones only)
+MEMO_SIZE = 100_000
+_memo: dict[MemoKey, Normalized] = {}
+
+
+def memo_key(kind: str, raw: str, region: str) -> MemoKey:
+    return (kind, raw, region if kind == "phone" else "")
+
+
+def known(key: MemoKey) -> Normalized | None:
+    """The remembered result for this input, if any (to hand to another process)."""
+    return _memo.get(key)
+
+
+def remember(key: MemoKey, result: Normalized) -> None:
+    """Store a result, computed here or by another process for the same input."""
+    if len(_memo) >= MEMO_SIZE:
+        _memo.clear()  # cheap, and what matters is the batch at hand
+    _memo[key] = result
+
+
+def _memoized(key: MemoKey) -> Normalized:
+    found = _memo.get(key)
+    if found is None:
+        kind, raw, region = key
+        found = _normalize_email(raw) if kind == "email" else _normalize_phone(raw, region)
+        remember(key, found)
+    return found
+
+
 def normalize_email(raw: str) -> Identifier:
+    found = _memoized(("email", raw, ""))
+    if isinstance(found, str):
+        raise InvalidIdentifier(found)
+    return found
+
+
+def _normalize_email(raw: str) -> Normalized:
     value = raw.strip()
     try:
         checked = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise InvalidIdentifier(str(exc)) from None
+        return str(exc)
     local, _, domain = checked.normalized.lower().rpartition("@")
     local = local.split("+", 1)[0] or local
     if domain in DOT_INSENSITIVE_DOMAINS:
@@ -60,17 +99,23 @@ def _is_valid_number(number: phonenumbers.PhoneNumber, region: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=65536)
 def normalize_phone(raw: str, region: str = "US") -> Identifier:
+    found = _memoized(("phone", raw, region))
+    if isinstance(found, str):
+        raise InvalidIdentifier(found)
+    return found
+
+
+def _normalize_phone(raw: str, region: str) -> Normalized:
     value = raw.strip()
     if value.startswith("whatsapp:"):
         value = value[len("whatsapp:") :]
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidIdentifier(f"not a phone number: {exc}") from None
+        return f"not a phone number: {exc}"
     if not _is_valid_number(number, region):
-        raise InvalidIdentifier(f"not a valid phone number for region {region}")
+        return f"not a valid phone number for region {region}"
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return Identifier("phone", e164, value)
 
@@ -84,7 +129,7 @@ def normalize_id(kind: str, raw: object) -> Identifier:
 
 
 def normalize(kind: str, raw: object, region: str = "US") -> Identifier:
-    if not isinstance(raw, str | int):
+    if not isinstance(raw, (str, int)):  # a tuple: `str | int` would build a union per call
         raise InvalidIdentifier(f"expected a string, got {type(raw).__name__}")
     if kind == "email":
         return normalize_email(str(raw))

@@ -95,7 +95,7 @@ class IdentityRules(BaseModel):
         return self.compile().is_blocked(kind, key)
 
 
-@dataclass(frozen=True, slots=True, eq=False)  # hashed by identity, for the cache below
+@dataclass(frozen=True, slots=True, eq=False)
 class CompiledRules:
     """The rules as plain data, for the hot path (a lookup per identifier per event)."""
 
@@ -115,17 +115,15 @@ class CompiledRules:
         return self.priority.get(kind, len(self.priority))
 
     def is_blocked(self, kind: str, key: str) -> bool:
-        return _is_blocked(self, kind, key)
-
-
-@lru_cache(maxsize=65536)
-def _is_blocked(rules: CompiledRules, kind: str, key: str) -> bool:
-    lowered = key.lower()
-    if lowered in rules.values or any(p.match(lowered) for p in rules.patterns):
-        return True
-    if kind == "email":
-        return lowered in rules.emails or lowered.partition("@")[0] in rules.email_locals
-    return False
+        lowered = key.lower()
+        if lowered in self.values:
+            return True
+        for pattern in self.patterns:
+            if pattern.match(lowered):
+                return True
+        if kind == "email":
+            return lowered in self.emails or lowered.partition("@")[0] in self.email_locals
+        return False
 
 
 def compiled(rules: IdentityRules | CompiledRules) -> CompiledRules:

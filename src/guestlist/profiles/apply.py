@@ -59,6 +59,7 @@ def apply_events(
     now = utcnow()
     event_rows: list[dict[str, Any]] = []
     latest: dict[tuple[int, str], dict[str, Any]] = {}
+    created: set[int] = set()
     span: dict[int, tuple[datetime, datetime]] = {}
     for event, ident in zip(batch, found, strict=True):
         pid = ident.profile_id
@@ -91,14 +92,18 @@ def apply_events(
                     "event_time": event.timestamp,
                     "updated_at": now,
                 }
-        if not ident.created:  # new profiles were inserted with their times
+        if ident.created:  # new profiles were inserted with their times
+            created.add(pid)
+        else:
             first, last = span.get(pid, (event.timestamp, event.timestamp))
             span[pid] = (min(first, event.timestamp), max(last, event.timestamp))
     bulk_insert(conn, events, event_rows)
-    # A later-arriving but older event never overwrites a newer value.
-    bulk_upsert_newer(
-        conn, traits, list(latest.values()), key=("profile_id", "name"), time_column="event_time"
-    )
+    # A profile created by this batch has no stored traits yet: plain inserts.
+    fresh = [row for (pid, _), row in latest.items() if pid in created]
+    bulk_insert(conn, traits, fresh)
+    # Elsewhere a later-arriving but older event never overwrites a newer value.
+    older = [row for (pid, _), row in latest.items() if pid not in created]
+    bulk_upsert_newer(conn, traits, older, key=("profile_id", "name"), time_column="event_time")
     if not span:
         return
     conn.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -29,21 +30,60 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _identity(value: Any) -> Any:
-    return value
+def _row_values(
+    table: Table, columns: list[str], rows: Sequence[dict[str, Any]], sqlite: bool
+) -> list[Any]:
+    """Rows as driver parameter tuples, converting only the columns that need it."""
+    # A batch's rows share a few timestamps (an event's time on each of its traits).
+    seen: dict[datetime | None, str | None] = {}
 
+    def sqlite_datetime(value: datetime | None) -> str | None:
+        text = seen.get(value)
+        if text is None:
+            text = seen[value] = _sqlite_datetime(value)
+        return text
 
-def _converters(table: Table, columns: list[str], sqlite: bool) -> list[Callable[[Any], Any]]:
-    out: list[Callable[[Any], Any]] = []
-    for name in columns:
+    convert: list[tuple[int, Callable[[Any], Any]]] = []
+    for index, name in enumerate(columns):
         column_type = table.c[name].type
         if isinstance(column_type, JSON):
-            out.append(_json)
+            convert.append((index, _json))
         elif sqlite and isinstance(column_type, UtcDateTime):
-            out.append(_sqlite_datetime)
-        else:
-            out.append(_identity)
+            convert.append((index, sqlite_datetime))
+    if len(columns) == 1:
+        (only,) = columns
+        pick: Callable[[dict[str, Any]], tuple[Any, ...]] = lambda row: (row[only],)  # noqa: E731
+    else:
+        pick = itemgetter(*columns)
+    if not convert:
+        return [pick(row) for row in rows]
+    out: list[Any] = []
+    for row in rows:
+        values = list(pick(row))
+        for index, fn in convert:
+            values[index] = fn(values[index])
+        out.append(values)
     return out
+
+
+def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
+    """Reserve `count` primary keys for rows about to be bulk-inserted with them.
+
+    PostgreSQL hands them out from the table's sequence. SQLite continues after the
+    largest id, as its own rowid allocation would; the caller holds the write lock
+    (every write transaction begins IMMEDIATE), so no one else can take them.
+    """
+    if count <= 0:
+        return []
+    if conn.dialect.name == "postgresql":
+        return list(
+            conn.exec_driver_sql(
+                f"SELECT nextval(pg_get_serial_sequence('{table.name}', 'id')) "
+                f"FROM generate_series(1, {int(count)})"
+            ).scalars()
+        )
+    top = int(conn.exec_driver_sql(f'SELECT coalesce(max(id), 0) FROM "{table.name}"').scalar_one())
+    return list(range(top + 1, top + 1 + count))
 
 
 def bulk_insert(
@@ -58,8 +98,7 @@ def bulk_insert(
         return
     columns = list(rows[0])
     sqlite = conn.dialect.name == "sqlite"
-    convert = list(zip(columns, _converters(table, columns, sqlite), strict=True))
-    values = [[fn(row[name]) for name, fn in convert] for row in rows]
+    values = _row_values(table, columns, rows, sqlite)
     names = ", ".join(f'"{c}"' for c in columns)
     driver_connection: Any = conn.connection.driver_connection
     if sqlite:
@@ -100,13 +139,12 @@ def bulk_upsert_newer(
         f'WHERE excluded."{time_column}" >= "{table.name}"."{time_column}"'
     )
     if conn.dialect.name == "sqlite":
-        convert = list(zip(columns, _converters(table, columns, True), strict=True))
         marks = ", ".join("?" for _ in columns)
         cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.executemany(
                 f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks}) {conflict}',
-                [[fn(row[name]) for name, fn in convert] for row in rows],
+                _row_values(table, columns, rows, True),
             )
         finally:
             cursor.close()

