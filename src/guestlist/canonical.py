@@ -13,6 +13,15 @@ from typing import Any
 EVENT_TYPES = ("identify", "track", "page", "screen", "group", "alias")
 
 
+class PropertyError(ValueError):
+    """A reserved event's property is invalid; `field` names it (e.g. `channel`)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
 @dataclass(slots=True)
 class ExternalId:
     """A per-source id such as `shopify:customer:123` (namespace `shopify:customer`)."""

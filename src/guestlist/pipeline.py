@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Engine, select, text, update
 
 import guestlist.capture  # noqa: F401  (registers the tracking parsers)
 from guestlist.canonical import CanonicalEvent
+from guestlist.consent.events import plan_consent, record_consent
 from guestlist.identity.graph import BatchResolver
 from guestlist.identity.rules import load_rules
 from guestlist.inbox.parsers import parse_envelope
@@ -77,6 +78,9 @@ def process_events(conn: Connection, batch: Sequence[CanonicalEvent]) -> int:
     fresh = drop_seen(conn, batch)
     if fresh:
         found = BatchResolver(conn, load_rules()).resolve(fresh)
+        # Before the events are written: a statement that cannot be recorded becomes
+        # an issue on its event.
+        record_consent(conn, plan_consent(fresh, found), found)
         apply_events(conn, fresh, found)
     return len(fresh)
 

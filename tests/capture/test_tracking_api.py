@@ -100,8 +100,13 @@ def test_each_single_call_is_stored_as_one_inbox_row(
     client: TestClient, engine: Engine, write_key: str, call_type: str
 ) -> None:
     body = orjson.dumps(SINGLE_CALLS[call_type])
-    response = post(client, f"/v1/{call_type}", body, write_key,
-                    headers={"User-Agent": "shop-backend/2.0", "X-Forwarded-For": "203.0.113.7"})
+    response = post(
+        client,
+        f"/v1/{call_type}",
+        body,
+        write_key,
+        headers={"User-Agent": "shop-backend/2.0", "X-Forwarded-For": "203.0.113.7"},
+    )
     assert response.status_code == 200
     assert response.json() == {"success": True}
     [row] = rows(engine)
@@ -166,14 +171,20 @@ def test_an_empty_batch_is_accepted_and_stores_nothing(
 
 
 def test_numbers_are_accepted_as_ids(client: TestClient, engine: Engine, write_key: str) -> None:
-    body = {"batch": [{"type": "identify", "userId": 123},
-                      {"type": "alias", "userId": 124, "previousId": 123.0},
-                      {"type": "group", "anonymousId": "a", "groupId": 9}]}
+    body = {
+        "batch": [
+            {"type": "identify", "userId": 123},
+            {"type": "alias", "userId": 124, "previousId": 123.0},
+            {"type": "group", "anonymousId": "a", "groupId": 9},
+        ]
+    }
     assert post(client, "/v1/batch", body, write_key).status_code == 200
     with engine.connect() as conn:
         events = parse_envelope(load_envelopes(conn, [rows(engine)[0].id])[0])
     assert [(e.user_id, e.previous_id, e.group_id) for e in events] == [
-        ("123", None, None), ("124", "123", None), (None, None, "9"),
+        ("123", None, None),
+        ("124", "123", None),
+        (None, None, "9"),
     ]
 
 
@@ -181,8 +192,13 @@ def test_text_plain_is_accepted_like_json(
     client: TestClient, engine: Engine, write_key: str
 ) -> None:
     # analytics.js sends beacons as text/plain to avoid a CORS preflight.
-    response = post(client, "/v1/track", {"userId": "u", "event": "Beacon"}, write_key,
-                    headers={"Content-Type": "text/plain;charset=UTF-8"})
+    response = post(
+        client,
+        "/v1/track",
+        {"userId": "u", "event": "Beacon"},
+        write_key,
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
+    )
     assert response.status_code == 200
     assert count(engine) == 1
 
@@ -200,16 +216,19 @@ def test_an_unknown_write_key_is_401(client: TestClient, engine: Engine, write_k
     response = post(client, "/v1/track", {"userId": "u", "event": "x"}, write_key + "x")
     assert_refused(response, engine, 401, "invalid_write_key", "Authorization")
     body = {"writeKey": "gl_write_unknown", "batch": [{"type": "page", "userId": "u"}]}
-    assert_refused(post(client, "/v1/batch", body, None), engine, 401, "invalid_write_key",
-                   "writeKey")
+    assert_refused(
+        post(client, "/v1/batch", body, None), engine, 401, "invalid_write_key", "writeKey"
+    )
     body = {"writeKey": 12345, "batch": []}
-    assert_refused(post(client, "/v1/batch", body, None), engine, 401, "invalid_write_key",
-                   "writeKey")
+    assert_refused(
+        post(client, "/v1/batch", body, None), engine, 401, "invalid_write_key", "writeKey"
+    )
 
 
 def test_a_malformed_basic_header_is_401(client: TestClient, engine: Engine) -> None:
-    response = client.post("/v1/track", content=b"{}",
-                           headers={"Authorization": "Basic ***not-base64***"})
+    response = client.post(
+        "/v1/track", content=b"{}", headers={"Authorization": "Basic ***not-base64***"}
+    )
     assert_refused(response, engine, 401, "invalid_authorization", "Authorization")
 
 
@@ -243,43 +262,69 @@ BAD_MESSAGES: list[tuple[str, Any, str, str | None]] = [
     ("/v1/batch", {"batch": [], "sentAt": "yesterday"}, "invalid_timestamp", "sentAt"),
     ("/v1/batch", {"batch": [], "context": []}, "invalid_type", "context"),
     ("/v1/track", {"event": "x"}, "missing_identity", "userId"),
-    ("/v1/track", {"userId": "", "anonymousId": None, "event": "x"}, "missing_identity",
-     "userId"),
+    ("/v1/track", {"userId": "", "anonymousId": None, "event": "x"}, "missing_identity", "userId"),
     ("/v1/track", {"userId": "u"}, "missing_field", "event"),
     ("/v1/track", {"userId": "u", "event": ["x"]}, "invalid_type", "event"),
     ("/v1/track", {"userId": True, "event": "x"}, "invalid_type", "userId"),
     ("/v1/track", {"userId": {"id": 1}, "event": "x"}, "invalid_type", "userId"),
-    ("/v1/track", {"userId": "u", "event": "x", "properties": []}, "invalid_type",
-     "properties"),
+    ("/v1/track", {"userId": "u", "event": "x", "properties": []}, "invalid_type", "properties"),
     ("/v1/identify", {"userId": "u", "traits": "gold"}, "invalid_type", "traits"),
     ("/v1/identify", {"userId": "u", "context": 5}, "invalid_type", "context"),
-    ("/v1/identify", {"userId": "u", "timestamp": "01/05/2024"}, "invalid_timestamp",
-     "timestamp"),
+    ("/v1/identify", {"userId": "u", "timestamp": "01/05/2024"}, "invalid_timestamp", "timestamp"),
     ("/v1/identify", {"userId": "u", "sentAt": 1714564800}, "invalid_timestamp", "sentAt"),
-    ("/v1/identify", {"userId": "u", "originalTimestamp": "soon"}, "invalid_timestamp",
-     "originalTimestamp"),
+    (
+        "/v1/identify",
+        {"userId": "u", "originalTimestamp": "soon"},
+        "invalid_timestamp",
+        "originalTimestamp",
+    ),
     ("/v1/identify", {"userId": "u", "messageId": 5}, "invalid_type", "messageId"),
-    ("/v1/identify", {"userId": "u", "context": {"externalIds": {"id": "1"}}},
-     "invalid_type", "context.externalIds"),
-    ("/v1/identify", {"userId": "u", "context": {"externalIds": [{"id": "1"}]}},
-     "missing_field", "context.externalIds[0].type"),
+    (
+        "/v1/identify",
+        {"userId": "u", "context": {"externalIds": {"id": "1"}}},
+        "invalid_type",
+        "context.externalIds",
+    ),
+    (
+        "/v1/identify",
+        {"userId": "u", "context": {"externalIds": [{"id": "1"}]}},
+        "missing_field",
+        "context.externalIds[0].type",
+    ),
     ("/v1/group", {"userId": "u"}, "missing_field", "groupId"),
     ("/v1/alias", {"userId": "u"}, "missing_field", "previousId"),
     ("/v1/alias", {"anonymousId": "a", "previousId": "p"}, "missing_field", "userId"),
     ("/v1/page", {"userId": "u", "name": 5}, "invalid_type", "name"),
-    ("/v1/batch", {"batch": [{"type": "track", "userId": "u", "event": "ok"}, "junk"]},
-     "invalid_message", "batch[1]"),
-    ("/v1/batch", {"batch": [{"userId": "u", "event": "no type"}]}, "missing_field",
-     "batch[0].type"),
-    ("/v1/batch", {"batch": [{"type": "purchase", "userId": "u"}]}, "invalid_value",
-     "batch[0].type"),
+    (
+        "/v1/batch",
+        {"batch": [{"type": "track", "userId": "u", "event": "ok"}, "junk"]},
+        "invalid_message",
+        "batch[1]",
+    ),
+    (
+        "/v1/batch",
+        {"batch": [{"userId": "u", "event": "no type"}]},
+        "missing_field",
+        "batch[0].type",
+    ),
+    (
+        "/v1/batch",
+        {"batch": [{"type": "purchase", "userId": "u"}]},
+        "invalid_value",
+        "batch[0].type",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("path", "body", "code", "field"), BAD_MESSAGES)
 def test_a_bad_request_is_400_naming_the_field(
-    client: TestClient, engine: Engine, write_key: str,
-    path: str, body: Any, code: str, field: str | None,
+    client: TestClient,
+    engine: Engine,
+    write_key: str,
+    path: str,
+    body: Any,
+    code: str,
+    field: str | None,
 ) -> None:
     assert_refused(post(client, path, body, write_key), engine, 400, code, field)
 
@@ -294,8 +339,7 @@ def test_one_bad_message_refuses_the_whole_batch(
 
 
 def test_bad_gzip_is_400(client: TestClient, engine: Engine, write_key: str) -> None:
-    headers = {**basic(write_key), "Content-Encoding": "gzip",
-               "Content-Type": "application/json"}
+    headers = {**basic(write_key), "Content-Encoding": "gzip", "Content-Type": "application/json"}
     for raw in (b"this is not gzip", gzip.compress(b'{"batch": []}')[:-6], b""):
         response = client.post("/v1/batch", content=raw, headers=headers)
         assert_refused(response, engine, 400, "invalid_gzip", None)
@@ -307,8 +351,13 @@ def test_an_unknown_content_encoding_or_type_is_415(
     body = {"userId": "u", "event": "x"}
     response = post(client, "/v1/track", body, write_key, headers={"Content-Encoding": "br"})
     assert_refused(response, engine, 415, "unsupported_content_encoding", None)
-    response = post(client, "/v1/track", body, write_key,
-                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    response = post(
+        client,
+        "/v1/track",
+        body,
+        write_key,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert_refused(response, engine, 415, "unsupported_media_type", None)
 
 
@@ -316,8 +365,12 @@ def test_a_message_over_32_kb_in_a_batch_is_413(
     client: TestClient, engine: Engine, write_key: str
 ) -> None:
     small = {"type": "track", "userId": "u", "event": "ok"}
-    big = {"type": "track", "userId": "u", "event": "big",
-           "properties": {"blob": "x" * MAX_MESSAGE_BYTES}}
+    big = {
+        "type": "track",
+        "userId": "u",
+        "event": "big",
+        "properties": {"blob": "x" * MAX_MESSAGE_BYTES},
+    }
     response = post(client, "/v1/batch", {"batch": [small, small, big]}, write_key)
     assert_refused(response, engine, 413, "message_too_large", "batch[2]")
 
@@ -337,16 +390,21 @@ def test_a_single_call_over_32_kb_is_413(
     client: TestClient, engine: Engine, write_key: str
 ) -> None:
     body = {"userId": "u", "event": "big", "properties": {"blob": "x" * MAX_MESSAGE_BYTES}}
-    assert_refused(post(client, "/v1/track", body, write_key), engine, 413,
-                   "payload_too_large", None)
+    assert_refused(
+        post(client, "/v1/track", body, write_key), engine, 413, "payload_too_large", None
+    )
 
 
 @pytest.mark.parametrize("gzipped", [False, True])
 def test_a_batch_over_500_kb_is_413(
     client: TestClient, engine: Engine, write_key: str, gzipped: bool
 ) -> None:
-    message = {"type": "track", "userId": "u", "event": "filler",
-               "properties": {"blob": "y" * 20_000}}
+    message = {
+        "type": "track",
+        "userId": "u",
+        "event": "filler",
+        "properties": {"blob": "y" * 20_000},
+    }
     messages = [message] * (MAX_BATCH_BYTES // 20_000 + 1)
     response = post(client, "/v1/batch", {"batch": messages}, write_key, gzipped=gzipped)
     assert_refused(response, engine, 413, "payload_too_large", None)
@@ -367,8 +425,7 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(
 ) -> None:
     bomb = gzip_bomb()
     assert len(bomb) < 200_000  # inflates to 100 MB
-    headers = {**basic(write_key), "Content-Encoding": "gzip",
-               "Content-Type": "application/json"}
+    headers = {**basic(write_key), "Content-Encoding": "gzip", "Content-Type": "application/json"}
     response = client.post("/v1/batch", content=bomb, headers=headers)
     assert_refused(response, engine, 413, "payload_too_large", None)
 
@@ -393,3 +450,25 @@ def test_health_and_docs(client: TestClient) -> None:
     track = spec["paths"]["/v1/track"]["post"]["requestBody"]["content"]["application/json"]
     assert "event" in track["schema"]["required"]
     assert batch["tags"] == ["tracking"]
+
+
+@pytest.mark.parametrize(
+    ("properties", "field"),
+    [
+        ({"channel": "fax", "status": "granted"}, "batch[1].properties.channel"),
+        (
+            {"channel": "sms", "status": "granted", "identifier": "12"},
+            "batch[1].properties.identifier",
+        ),
+        ({"channel": "sms", "status": "granted", "purpose": "spam"}, "batch[1].properties.purpose"),
+    ],
+)
+def test_a_consent_event_that_cannot_be_recorded_is_refused(
+    client: TestClient, engine: Engine, write_key: str, properties: dict[str, Any], field: str
+) -> None:
+    batch = [
+        SINGLE_CALLS["identify"] | {"type": "identify"},
+        {"type": "track", "userId": "u1", "event": "Consent Updated", "properties": properties},
+    ]
+    response = post(client, "/v1/batch", {"batch": batch}, write_key)
+    assert_refused(response, engine, 400, "invalid_property", field)

@@ -130,7 +130,7 @@ def test_rudder_sdk_python(
     monkeypatch.setattr(rudder_analytics, "default_client", None)
 
     rudder_analytics.identify("u-200", {"email": "bo@example.com", "dob": "1990-04-01"})
-    rudder_analytics.track("u-200", "Consent Updated", {"channel": "email", "status": "yes"})
+    rudder_analytics.track("u-200", "Consent Updated", {"channel": "email", "status": "granted"})
     rudder_analytics.alias("anon-9", "u-200")
 
     client = RudderClient(key, host=url, on_error=on_error, upload_interval=0.2,
@@ -152,7 +152,7 @@ def test_rudder_sdk_python(
         ("identify", "u-200", None, None, {"email": "bo@example.com", "dob": "1990-04-01"},
          {}, None, None),
         ("track", "u-200", None, "Consent Updated", {},
-         {"channel": "email", "status": "yes"}, None, None),
+         {"channel": "email", "status": "granted"}, None, None),
         ("alias", "u-200", None, None, {}, {}, "anon-9", None),
         ("identify", None, "anon-10", None, {"zip": "94110"}, {}, None, None),
         ("track", "u-201", None, "Order Completed", {}, {"total": 19}, None, None),

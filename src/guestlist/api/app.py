@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import guestlist.consent.events  # noqa: F401  (registers the `Consent Updated` check)
 from guestlist.api.profiles import router as profiles_router
 from guestlist.capture.tracking import router as tracking_router
 from guestlist.store.engine import get_engine

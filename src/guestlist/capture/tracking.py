@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from guestlist.canonical import EVENT_TYPES
+from guestlist.canonical import EVENT_TYPES, PropertyError
 from guestlist.capture import tracking_schema as schema
 from guestlist.capture.tracking_parse import BATCH_KIND, parse_timestamp
 from guestlist.inbox.store import accept
@@ -194,6 +195,15 @@ def _check_external_ids(context: dict[str, Any], prefix: str) -> None:
             raise _missing("id", f"{field}[{i}].")
 
 
+# Reserved track events whose properties must be valid to be accepted (`Consent
+# Updated`, `Age Verified`), registered by the packages that apply them.
+EVENT_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+
+def register_event_check(event: str, check: Callable[[dict[str, Any]], None]) -> None:
+    EVENT_CHECKS[event] = check
+
+
 def validate_message(message: Any, path: str, call_type: str | None) -> str:
     """Check one Segment call and return its type; `path` is `""` or `batch[i]`.
 
@@ -232,6 +242,16 @@ def validate_message(message: Any, path: str, call_type: str | None) -> str:
             if not isinstance(event, str):
                 raise TrackingError(400, "invalid_type", "event must be a string",
                                     prefix + "event")
+            check = EVENT_CHECKS.get(event)
+            properties = message.get("properties")
+            if check is not None and isinstance(properties, dict):
+                try:
+                    check(properties)
+                except PropertyError as exc:
+                    raise TrackingError(
+                        400, "invalid_property", f"{event}: {exc.message}",
+                        f"{prefix}properties.{exc.field}",
+                    ) from None
         elif call_type == "group":
             if not _has_id(message, "groupId", prefix):
                 raise _missing("groupId", prefix)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, case, delete, exists, select, update
 from sqlalchemy.orm import aliased
 
+from guestlist.audit import audit
 from guestlist.store.tables import (
     identifiers,
     profile_merges,
@@ -111,6 +112,18 @@ def merge_profiles(
         update(profiles).where(profiles.c.merged_into == merged).values(merged_into=survivor)
     )
     conn.execute(update(profiles).where(profiles.c.id == merged).values(merged_into=survivor))
+    audit(
+        conn,
+        "profile.merged",
+        profile_id=survivor,
+        detail={
+            "merged_profile_id": merged,
+            "identifier_kind": identifier_kind,
+            "event_message_id": message_id,
+        },
+        reason=reason,
+        at=at,
+    )
     conn.execute(
         profile_merges.insert().values(
             profile_id=survivor,

@@ -5,23 +5,40 @@ A table that holds data about one person carries `profile_id` and is marked
 without either having to know the table by name.
 """
 
+from guestlist.store.tables.age_data import age_records, age_state
 from guestlist.store.tables.base import metadata, profile_scoped_tables
+from guestlist.store.tables.consent import consent_records, consent_state, consent_texts
 from guestlist.store.tables.identity import identifiers, profile_merges, profiles
 from guestlist.store.tables.inbox import inbox
 from guestlist.store.tables.jobs import jobs
 from guestlist.store.tables.keys import api_keys, sources
+from guestlist.store.tables.privacy import (
+    audit_log,
+    installation_secrets,
+    profile_links,
+    suppressions,
+)
 from guestlist.store.tables.profile_data import events, traits
 
 __all__ = [
+    "age_records",
+    "age_state",
     "api_keys",
+    "audit_log",
+    "consent_records",
+    "consent_state",
+    "consent_texts",
     "events",
     "identifiers",
     "inbox",
+    "installation_secrets",
     "jobs",
     "metadata",
+    "profile_links",
     "profile_merges",
     "profile_scoped_tables",
     "profiles",
     "sources",
+    "suppressions",
     "traits",
 ]

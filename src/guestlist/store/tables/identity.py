@@ -14,6 +14,8 @@ profiles = Table(
     Column("last_seen_at", UtcDateTime, nullable=False),
     # Set when this profile was merged away; lookups follow it to the survivor.
     Column("merged_into", BigId, nullable=True),
+    # Set when the person's data was erased (compliance P-2); the row stays as a tombstone.
+    Column("erased_at", UtcDateTime, nullable=True),
     Index(None, "merged_into"),
 )
 

@@ -1,0 +1,526 @@
+"""The consent ledger: append-only records, a hash chain per profile, derived state.
+
+Rules (../shared/compliance.md): C-1 a ledger, not a flag; C-2 each record carries its
+proof; C-2a each record carries the hash of the previous record of its chain; C-3 the
+latest record by event time decides, a withdrawal wins a tie, a late older record is
+stored but changes nothing newer; C-6 consent is per identifier; C-7 implied consent
+expires.
+
+A record's hash covers everything but its personal columns, which enter through their
+HMAC (`personal_hash`): erasure can blank the address, IP and user agent and the chain
+still verifies, while an auditor holding a claimed address can still check it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, and_, delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from guestlist.audit import SYSTEM, audit
+from guestlist.canonical import PropertyError
+from guestlist.capture.tracking_parse import parse_timestamp
+from guestlist.identity.merge import merge_step
+from guestlist.identity.normalize import InvalidIdentifier, normalize_email, normalize_phone
+from guestlist.store.secrets import identifier_hmac, installation_secret
+from guestlist.store.tables import consent_records, consent_state, consent_texts
+from guestlist.store.types import utcnow
+
+CHANNELS = ("email", "sms", "whatsapp", "phone", "postal", "push")
+PURPOSES = ("marketing", "sale_sharing", "transactional")
+STATUSES = ("granted", "denied", "withdrawn", "pending")
+KINDS = ("express", "implied")
+# At equal event time the more restrictive statement wins (C-3: a withdrawal wins a tie).
+_TIE_RANK = {"granted": 0, "pending": 1, "denied": 2, "withdrawn": 3}
+# C-7: how long implied consent lasts, by what implied it (CASL s. 10(10)).
+IMPLIED_LIFETIME = {"purchase": timedelta(days=2 * 365), "inquiry": timedelta(days=182)}
+# The identifier kind a channel's consent is given for (C-6).
+IDENTIFIER_KIND = {
+    "email": "email",
+    "sms": "phone",
+    "whatsapp": "phone",
+    "phone": "phone",
+    "postal": "postal",
+    "push": "push",
+}
+SECRET_NAME = "consent-ledger"
+_PERSONAL = ("identifier", "ip", "user_agent", "proof")
+# Proof fields with a column of their own; any other property is kept in `proof`.
+_PROOF_COLUMNS = ("url", "message_id", "keyword", "recorded_by", "ip", "user_agent", "connection")
+_KNOWN = {
+    "channel",
+    "purpose",
+    "status",
+    "kind",
+    "identifier",
+    "text",
+    "expires_at",
+    "basis",
+    "legal_basis",
+    "needs_review",
+    *_PROOF_COLUMNS,
+}
+
+
+class ConsentError(PropertyError):
+    """A consent statement that cannot be recorded; `field` names the offending part."""
+
+
+@dataclass
+class ConsentStatement:
+    """One validated consent statement, ready to append."""
+
+    channel: str
+    purpose: str
+    status: str
+    kind: str
+    event_time: datetime
+    identifier: str | None = None  # the normalised key; None: the profile's own
+    text: str | None = None
+    expires_at: datetime | None = None
+    legal_basis: str | None = None
+    url: str | None = None
+    message_id: str | None = None
+    keyword: str | None = None
+    recorded_by: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    connection: str | None = None
+    source_id: int | None = None
+    needs_review: bool = False
+    proof: dict[str, Any] = field(default_factory=dict)
+    received_at: datetime | None = None
+
+
+def _text(props: Mapping[str, Any], name: str, limit: int = 2000) -> str | None:
+    value = props.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise ConsentError(name, f"expected a string, got {type(value).__name__}")
+    text = str(value).strip()
+    if len(text) > limit:
+        raise ConsentError(name, f"longer than {limit} characters")
+    return text
+
+
+def _choice(
+    props: Mapping[str, Any], name: str, allowed: Sequence[str], default: str | None
+) -> str:
+    value = props.get(name, default)
+    if value is None:
+        raise ConsentError(name, f"required, one of {', '.join(allowed)}")
+    if not isinstance(value, str) or value.strip().lower() not in allowed:
+        raise ConsentError(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value.strip().lower()
+
+
+def normalize_consent_identifier(channel: str, raw: str, region: str = "US") -> str:
+    """The key consent for `channel` is recorded under (raises ConsentError)."""
+    kind = IDENTIFIER_KIND[channel]
+    try:
+        if kind == "email":
+            return normalize_email(raw).key
+        if kind == "phone":
+            return normalize_phone(raw, region).key
+    except InvalidIdentifier as exc:
+        raise ConsentError("identifier", str(exc)) from None
+    value = raw.strip()
+    if not value:
+        raise ConsentError("identifier", "empty")
+    return value
+
+
+def parse_statement(
+    props: Mapping[str, Any],
+    *,
+    event_time: datetime,
+    region: str = "US",
+    purposes: Sequence[str] = PURPOSES,
+) -> ConsentStatement:
+    """A `Consent Updated` event's properties as a statement (raises ConsentError)."""
+    channel = _choice(props, "channel", CHANNELS, None)
+    purpose = _choice(props, "purpose", purposes, "marketing")
+    status = _choice(props, "status", STATUSES, None)
+    kind = _choice(props, "kind", KINDS, "express")
+    raw_identifier = _text(props, "identifier", 320)
+    identifier = (
+        None
+        if raw_identifier is None
+        else normalize_consent_identifier(channel, raw_identifier, region)
+    )
+    expires_at = None
+    if props.get("expires_at") not in (None, ""):
+        try:
+            expires_at = parse_timestamp(str(props["expires_at"]))
+        except ValueError:
+            raise ConsentError("expires_at", "expected an ISO 8601 time") from None
+    basis = _text(props, "basis", 40)
+    if kind == "implied" and status == "granted" and expires_at is None:
+        if basis not in IMPLIED_LIFETIME:
+            raise ConsentError(
+                "expires_at", "implied consent needs expires_at or basis purchase|inquiry (C-7)"
+            )
+        expires_at = event_time + IMPLIED_LIFETIME[basis]
+    review = props.get("needs_review", False)
+    if not isinstance(review, bool):
+        raise ConsentError("needs_review", "expected true or false")
+    extra = {k: v for k, v in props.items() if k not in _KNOWN}
+    if basis is not None:
+        extra["basis"] = basis
+    return ConsentStatement(
+        channel=channel,
+        purpose=purpose,
+        status=status,
+        kind=kind,
+        event_time=event_time,
+        identifier=identifier,
+        text=_text(props, "text", 10_000),
+        expires_at=expires_at,
+        legal_basis=_text(props, "legal_basis", 40),
+        url=_text(props, "url"),
+        message_id=_text(props, "message_id", 255),
+        keyword=_text(props, "keyword", 60),
+        recorded_by=_text(props, "recorded_by", 120),
+        ip=_text(props, "ip", 64),
+        user_agent=_text(props, "user_agent"),
+        connection=_text(props, "connection", 100),
+        needs_review=review,
+        proof=extra,
+    )
+
+
+# -- hashing ------------------------------------------------------------------------
+
+
+def _canonical(value: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def personal_hash(key: bytes, row: Mapping[str, Any]) -> str:
+    return hmac.new(
+        key, _canonical({name: row.get(name) for name in _PERSONAL}), hashlib.sha256
+    ).hexdigest()
+
+
+def record_hash(row: Mapping[str, Any]) -> str:
+    """SHA-256 over the previous hash and the record's non-personal content."""
+    content = {
+        "chain_id": row["chain_id"],
+        "seq": row["seq"],
+        "channel": row["channel"],
+        "purpose": row["purpose"],
+        "status": row["status"],
+        "kind": row["kind"],
+        "identifier_hash": row["identifier_hash"],
+        "event_time": _iso(row["event_time"]),
+        "received_at": _iso(row["received_at"]),
+        "expires_at": _iso(row["expires_at"]),
+        "source_id": row["source_id"],
+        "connection": row["connection"],
+        "legal_basis": row["legal_basis"],
+        "text_hash": row["text_hash"],
+        "url": row["url"],
+        "message_id": row["message_id"],
+        "keyword": row["keyword"],
+        "recorded_by": row["recorded_by"],
+        "needs_review": bool(row["needs_review"]),
+        "personal_hash": row["personal_hash"],
+    }
+    return hashlib.sha256((row["prev_hash"] or "").encode() + _canonical(content)).hexdigest()
+
+
+def ledger_key(conn: Connection) -> bytes:
+    return installation_secret(conn, SECRET_NAME)
+
+
+# -- appending ----------------------------------------------------------------------
+
+
+def _store_text(conn: Connection, text: str, at: datetime) -> str:
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    if conn.scalar(select(consent_texts.c.hash).where(consent_texts.c.hash == digest)) is None:
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    consent_texts.insert().values(hash=digest, text=text, first_seen_at=at)
+                )
+        except IntegrityError:
+            pass  # stored meanwhile by another transaction: same text, same hash
+    return digest
+
+
+def _wins(status: str, at: datetime, current_status: str, current_at: datetime) -> bool:
+    if at != current_at:
+        return at > current_at
+    return _TIE_RANK[status] > _TIE_RANK[current_status]
+
+
+def append(
+    conn: Connection, profile_id: int, statement: ConsentStatement, *, key: bytes | None = None
+) -> int:
+    """Append one record to the profile's chain and update the derived state.
+
+    `statement.identifier` must be set (C-2: a record without the consented identifier
+    is invalid). Returns the record id.
+    """
+    if statement.identifier is None:
+        raise ConsentError("identifier", "no address or number to record the consent for")
+    key = key or ledger_key(conn)
+    now = utcnow()
+    received = statement.received_at or now
+    last = conn.execute(
+        select(consent_records.c.seq, consent_records.c.record_hash)
+        .where(consent_records.c.chain_id == profile_id)
+        .order_by(consent_records.c.seq.desc())
+        .limit(1)
+    ).first()
+    row: dict[str, Any] = {
+        "profile_id": profile_id,
+        "chain_id": profile_id,
+        "seq": 1 if last is None else int(last.seq) + 1,
+        "channel": statement.channel,
+        "purpose": statement.purpose,
+        "status": statement.status,
+        "kind": statement.kind,
+        "identifier": statement.identifier,
+        "identifier_hash": identifier_hmac(
+            key, IDENTIFIER_KIND[statement.channel], statement.identifier
+        ),
+        "event_time": statement.event_time,
+        "received_at": received,
+        "expires_at": statement.expires_at,
+        "source_id": statement.source_id,
+        "connection": statement.connection,
+        "legal_basis": statement.legal_basis,
+        "text_hash": None if statement.text is None else _store_text(conn, statement.text, now),
+        "url": statement.url,
+        "message_id": statement.message_id,
+        "keyword": statement.keyword,
+        "recorded_by": statement.recorded_by,
+        "ip": statement.ip,
+        "user_agent": statement.user_agent,
+        "proof": statement.proof or None,
+        "needs_review": statement.needs_review,
+        "prev_hash": None if last is None else last.record_hash,
+    }
+    row["personal_hash"] = personal_hash(key, row)
+    row["record_hash"] = record_hash(row)
+    record_id = int(
+        conn.execute(
+            consent_records.insert().values(**row).returning(consent_records.c.id)
+        ).scalar_one()
+    )
+    _update_state(conn, profile_id, row, record_id)
+    audit(
+        conn,
+        "consent.recorded",
+        actor=statement.recorded_by or SYSTEM,
+        profile_id=profile_id,
+        detail={
+            "record_id": record_id,
+            "channel": row["channel"],
+            "purpose": row["purpose"],
+            "status": row["status"],
+            "record_hash": row["record_hash"],  # the ledger's head, for verify-ledger
+        },
+    )
+    return record_id
+
+
+def _update_state(
+    conn: Connection, profile_id: int, row: Mapping[str, Any], record_id: int
+) -> None:
+    where = and_(
+        consent_state.c.profile_id == profile_id,
+        consent_state.c.channel == row["channel"],
+        consent_state.c.purpose == row["purpose"],
+        consent_state.c.identifier_hash == row["identifier_hash"],
+    )
+    current = conn.execute(
+        select(consent_state.c.status, consent_state.c.event_time).where(where)
+    ).first()
+    values = {
+        "identifier": row["identifier"],
+        "status": row["status"],
+        "kind": row["kind"],
+        "event_time": row["event_time"],
+        "expires_at": row["expires_at"],
+        "record_id": record_id,
+    }
+    if current is None:
+        conn.execute(
+            consent_state.insert().values(
+                profile_id=profile_id,
+                channel=row["channel"],
+                purpose=row["purpose"],
+                identifier_hash=row["identifier_hash"],
+                **values,
+            )
+        )
+    elif _wins(row["status"], row["event_time"], current.status, current.event_time):
+        conn.execute(update(consent_state).where(where).values(**values))
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    channel: str
+    purpose: str
+    identifier: str | None
+    status: str  # granted | denied | withdrawn | pending | expired
+    kind: str
+    event_time: datetime
+    expires_at: datetime | None
+    record_id: int
+
+
+def current_consent(
+    conn: Connection, profile_id: int, *, now: datetime | None = None
+) -> list[ConsentState]:
+    """The profile's consent per channel, purpose and identifier; granted implied
+    consent past its expiry reads as `expired` (C-7)."""
+    now = now or utcnow()
+    out = []
+    for r in conn.execute(
+        select(consent_state)
+        .where(consent_state.c.profile_id == profile_id)
+        .order_by(consent_state.c.channel, consent_state.c.purpose, consent_state.c.identifier)
+    ):
+        status = r.status
+        if status == "granted" and r.expires_at is not None and r.expires_at <= now:
+            status = "expired"
+        out.append(
+            ConsentState(
+                r.channel,
+                r.purpose,
+                r.identifier,
+                status,
+                r.kind,
+                r.event_time,
+                r.expires_at,
+                int(r.record_id),
+            )
+        )
+    return out
+
+
+def channel_status(states: Sequence[ConsentState], channel: str, purpose: str = "marketing") -> str:
+    """One word for a channel: `granted` if any of its identifiers is (C-4: no record is
+    `unknown`, never consent)."""
+    mine = [s.status for s in states if s.channel == channel and s.purpose == purpose]
+    if not mine:
+        return "unknown"
+    if "granted" in mine:
+        return "granted"
+    for status in ("withdrawn", "denied", "expired", "pending"):
+        if status in mine:
+            return status
+    return mine[0]
+
+
+# -- merges -------------------------------------------------------------------------
+
+
+@merge_step("consent_state")
+def _merge_consent_state(conn: Connection, survivor: int, merged: int) -> None:
+    """Each identifier keeps its own consent (C-6); where both profiles hold state for
+    the same identifier, the winner by the ledger's rule (C-3) stays."""
+    theirs = conn.execute(select(consent_state).where(consent_state.c.profile_id == merged)).all()
+    for row in theirs:
+        where = and_(
+            consent_state.c.profile_id == survivor,
+            consent_state.c.channel == row.channel,
+            consent_state.c.purpose == row.purpose,
+            consent_state.c.identifier_hash == row.identifier_hash,
+        )
+        mine = conn.execute(
+            select(consent_state.c.status, consent_state.c.event_time).where(where)
+        ).first()
+        if mine is not None and _wins(row.status, row.event_time, mine.status, mine.event_time):
+            conn.execute(
+                update(consent_state)
+                .where(where)
+                .values(
+                    identifier=row.identifier,
+                    status=row.status,
+                    kind=row.kind,
+                    event_time=row.event_time,
+                    expires_at=row.expires_at,
+                    record_id=row.record_id,
+                )
+            )
+        if mine is not None:
+            conn.execute(
+                delete(consent_state).where(
+                    consent_state.c.profile_id == merged,
+                    consent_state.c.channel == row.channel,
+                    consent_state.c.purpose == row.purpose,
+                    consent_state.c.identifier_hash == row.identifier_hash,
+                )
+            )
+    conn.execute(
+        update(consent_state)
+        .where(consent_state.c.profile_id == merged)
+        .values(profile_id=survivor)
+    )
+
+
+# -- verification -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerProblem:
+    record_id: int
+    chain_id: int
+    seq: int
+    problem: str
+
+
+def verify_ledger(conn: Connection, *, key: bytes | None = None) -> tuple[int, list[LedgerProblem]]:
+    """Check every chain (C-2a): sequence without gaps, each record's link to the one
+    before, its own hash, and the HMAC of its personal columns where they are still
+    held. Returns (records checked, problems)."""
+    key = key or ledger_key(conn)
+    problems: list[LedgerProblem] = []
+    checked = 0
+    chain: int | None = None
+    expected_seq = 1
+    prev: str | None = None
+    rows = conn.execute(
+        select(consent_records).order_by(consent_records.c.chain_id, consent_records.c.seq)
+    ).mappings()
+    for raw in rows:
+        row: dict[str, Any] = dict(raw)
+        checked += 1
+        if row["chain_id"] != chain:
+            chain, expected_seq, prev = row["chain_id"], 1, None
+
+        def problem(text: str, row: Mapping[str, Any] = row) -> None:
+            problems.append(LedgerProblem(row["id"], row["chain_id"], row["seq"], text))
+
+        if row["seq"] != expected_seq:
+            problem(f"sequence jumps from {expected_seq - 1} to {row['seq']}: records removed")
+        if row["prev_hash"] != prev:
+            problem("does not link to the record before it")
+        if record_hash(row) != row["record_hash"]:
+            problem("content changed after it was written")
+        erased = all(row[name] is None for name in _PERSONAL)
+        if not erased and personal_hash(key, row) != row["personal_hash"]:
+            problem("personal columns changed after they were written")
+        expected_seq = row["seq"] + 1
+        prev = row["record_hash"]
+    return checked, problems
