@@ -17,6 +17,7 @@ from typing import Any, Literal
 from sqlalchemy import Connection, Engine, Insert, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from guestlist.audit import SYSTEM, audit
 from guestlist.store.engine import read_connection
 from guestlist.store.tables import api_keys, sources
 from guestlist.store.types import utcnow
@@ -69,12 +70,17 @@ def hash_key(plaintext: str) -> str:
 
 
 def create_key(
-    conn: Connection, kind: KeyKind, source_name: str | None, note: str | None = None
+    conn: Connection,
+    kind: KeyKind,
+    source_name: str | None,
+    note: str | None = None,
+    *,
+    actor: str = SYSTEM,
 ) -> tuple[int, str]:
     """Create a key and return `(id, plaintext)`; the plaintext is not stored anywhere.
 
     A write key always belongs to a source (created here when missing); read and admin
-    keys may have none.
+    keys may have none. The creation is audited (`key.created`, P-6) without the key.
     """
     if kind not in KEY_KINDS:
         raise ValueError(f"unknown key kind {kind!r}; expected one of {', '.join(KEY_KINDS)}")
@@ -94,16 +100,25 @@ def create_key(
         )
         .returning(api_keys.c.id)
     ).scalar_one()
+    audit(
+        conn,
+        "key.created",
+        actor=actor,
+        detail={"key_id": int(key_id), "kind": kind, "source": source_name},
+    )
     return int(key_id), plaintext
 
 
-def revoke_key(conn: Connection, key_id: int) -> bool:
-    """Revoke a key; True when it was live. This process forgets it at once."""
+def revoke_key(conn: Connection, key_id: int, *, actor: str = SYSTEM) -> bool:
+    """Revoke a key (audited as `key.revoked`); True when it was live. This process
+    forgets it at once."""
     result = conn.execute(
         update(api_keys)
         .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
+    if result.rowcount:
+        audit(conn, "key.revoked", actor=actor, detail={"key_id": key_id})
     for cache_key, (_, info) in list(_cache.items()):
         if info is not None and info.key_id == key_id:
             _cache.pop(cache_key, None)

@@ -31,8 +31,11 @@ def search_profiles(
     after_id: int | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """Live profiles matching every filter given, in id order after `after_id`."""
-    query = select(profiles.c.id).where(profiles.c.merged_into.is_(None))
+    """Live profiles matching every filter given, in id order after `after_id`
+    (merged-away and erased profiles are not live)."""
+    query = select(profiles.c.id).where(
+        profiles.c.merged_into.is_(None), profiles.c.erased_at.is_(None)
+    )
     for kind, raw, field in (
         ("email", email, "email"),
         ("phone", phone, "phone"),
@@ -106,6 +109,7 @@ def get_profile(conn: Connection, profile_id: int, recent: int = 20) -> dict[str
     return {
         "id": int(row.id),
         "merged_into": row.merged_into,
+        "erased_at": row.erased_at,  # set: a tombstone, the person's data was erased
         "created_at": row.created_at,
         "first_seen_at": row.first_seen_at,
         "last_seen_at": row.last_seen_at,
