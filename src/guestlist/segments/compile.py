@@ -1,0 +1,849 @@
+"""Segment rules compiled to one SQL query that runs inside the database.
+
+`compile_rule` turns a rule into a SQLAlchemy Core SELECT of the ids of the live
+profiles (not merged away, not erased) that match it. The same statement runs on
+SQLite and on PostgreSQL, and it agrees with `guestlist.segments.evaluate` on every
+profile (docs/segments.md, "How rules run in the database"; the differential test in
+tests/segments/test_compile_differential.py holds the two together).
+
+Three habits make the SQL exact:
+
+- Every condition compiles to an expression that is true or false, never NULL:
+  EXISTS / NOT EXISTS over the profile's rows, aggregates that cannot be NULL, and
+  CASE around those that can. NOT, AND and OR are then the evaluator's two-valued
+  logic, whatever is absent.
+- A JSON value's type is tested before the value is compared, through the small
+  constructs below, each with one rendering per database (`json_type` /
+  `json_extract` / `json_each` on SQLite, `jsonb_typeof` / `#>` / `@>` on PostgreSQL).
+- What depends only on `now` and the age table (the latest date of birth that is of
+  age, per jurisdiction) is worked out here, in Python, and reaches the database as
+  plain dates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any, Final, assert_never
+
+from sqlalchemy import (
+    ColumnElement,
+    Exists,
+    Numeric,
+    Select,
+    String,
+    Table,
+    and_,
+    case,
+    false,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import NullType, TypeEngine
+
+from guestlist.age import (
+    AgePolicy,
+    AgeRule,
+    RuleStatus,
+    RuleType,
+    VerificationLevel,
+    default_policy,
+    of_age_on,
+    required_level_for,
+)
+from guestlist.age.names import is_jurisdiction
+from guestlist.segments.evaluate import completed_years
+from guestlist.segments.rules import (
+    AgeCondition,
+    And,
+    ConsentCondition,
+    EventCondition,
+    IdentifierCondition,
+    InSegment,
+    Not,
+    Number,
+    OfAgeFor,
+    Op,
+    Or,
+    Rule,
+    RuleError,
+    TraitCondition,
+    Value,
+    exact_number,
+)
+from guestlist.store.tables import age_state, consent_state, events, identifiers, profiles, traits
+
+__all__ = ["LatestDobs", "compile_rule", "latest_dobs_of_age"]
+
+_ONE_DAY: Final = timedelta(days=1)
+
+
+def compile_rule(
+    rule: Rule,
+    *,
+    now: datetime,
+    resolve_segment: Callable[[str], Rule],
+    policy: AgePolicy | None = None,
+) -> Select[int]:
+    """SELECT profiles.id of the live profiles matching `rule` at `now`.
+
+    `now` must be timezone-aware: event windows, consent expiry, `age` and
+    `of_age_for` are judged at it, so the statement is for that instant only.
+    `resolve_segment(slug)` gives the stored rule of a segment `in_segment` uses; its
+    rule is inlined (a cycle raises RuleError, though `check_no_cycles` refuses them
+    before a rule is stored). `policy` is the age table (the shipped one by default).
+    """
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError(f"now must be timezone-aware, got the naive {now.isoformat()}")
+    matches = _Compiler(now, resolve_segment, policy or default_policy()).predicate(rule)
+    return select(profiles.c.id).where(
+        profiles.c.merged_into.is_(None), profiles.c.erased_at.is_(None), matches
+    )
+
+
+class _Compiler:
+    """One rule at one instant."""
+
+    def __init__(
+        self, now: datetime, resolve_segment: Callable[[str], Rule], policy: AgePolicy
+    ) -> None:
+        self.now = now
+        self.today = now.astimezone(UTC).date()
+        self.resolve_segment = resolve_segment
+        self.policy = policy
+        self.using: list[str] = []  # the in_segment chain being inlined
+        self.legal_ages: dict[str, LatestDobs] = {}
+
+    def predicate(self, rule: Rule) -> ColumnElement[bool]:
+        match rule:
+            case And():
+                return and_(*(self.predicate(r) for r in rule.rules))
+            case Or():
+                return or_(*(self.predicate(r) for r in rule.rules))
+            case Not():
+                return not_(self.predicate(rule.rule))
+            case TraitCondition():
+                return self.trait(rule)
+            case ConsentCondition():
+                return self.consent(rule)
+            case AgeCondition():
+                return self.age(rule)
+            case OfAgeFor():
+                return self.of_age_for(rule)
+            case EventCondition():
+                return self.event(rule)
+            case InSegment():
+                return self.in_segment(rule)
+            case IdentifierCondition():
+                held = _exists(
+                    identifiers,
+                    identifiers.c.profile_id == profiles.c.id,
+                    identifiers.c.kind == rule.type,
+                )
+                return held if rule.op == "exists" else not_(held)
+            case _:
+                assert_never(rule)
+
+    def trait(self, rule: TraitCondition) -> ColumnElement[bool]:
+        value = _JsonAt(traits.c.value)
+        row = (traits.c.profile_id == profiles.c.id, traits.c.name == rule.trait)
+        if rule.op == "not_exists":  # no row at all is absent too
+            return not_(_exists(traits, *row, _JsonIs(value, "present")))
+        return _exists(traits, *row, _compare(rule.op, rule.value, value))
+
+    def consent(self, rule: ConsentCondition) -> ColumnElement[bool]:
+        granted = _exists(
+            consent_state,
+            consent_state.c.profile_id == profiles.c.id,
+            consent_state.c.channel == rule.channel,
+            consent_state.c.purpose == rule.purpose,
+            _NotIndexed(consent_state.c.status) == "granted",
+            or_(consent_state.c.expires_at.is_(None), consent_state.c.expires_at > self.now),
+        )
+        return granted if rule.is_ == "granted" else not_(granted)
+
+    def age(self, rule: AgeCondition) -> ColumnElement[bool]:
+        """Completed years on today's UTC date, as date-of-birth ranges: `age >= n`
+        is `dob <= the latest birth date that is n today`."""
+        dob = age_state.c.dob
+        known = and_(dob.is_not(None), dob <= self.today)
+        if rule.op == "not_exists":
+            return not_(_exists(age_state, age_state.c.profile_id == profiles.c.id, known))
+        if rule.op == "exists":
+            holds = known
+        else:
+            assert rule.value is not None
+            at_least = self.born_by(rule.value)  # age >= value
+            above = self.born_by(rule.value + 1)  # age > value
+            match rule.op:
+                case "gte":
+                    holds = dob <= at_least
+                case "gt":
+                    holds = dob <= above
+                case "lte":
+                    holds = and_(known, dob > above)
+                case "lt":
+                    holds = and_(known, dob > at_least)
+                case "eq":
+                    holds = and_(dob > above, dob <= at_least)
+                case "ne":
+                    holds = and_(known, or_(dob <= above, dob > at_least))
+                case _:
+                    assert_never(rule.op)
+        return _exists(age_state, age_state.c.profile_id == profiles.c.id, holds)
+
+    def born_by(self, years: int) -> date:
+        """The latest date of birth with `years` completed years today (UTC)."""
+
+        def old_enough(dob: date) -> bool:
+            age = completed_years(dob, self.today)
+            return age is not None and age >= years
+
+        return _latest(old_enough, _years_before(self.today, years))
+
+    def of_age_for(self, rule: OfAgeFor) -> ColumnElement[bool]:
+        required = (
+            required_level_for(rule.category)
+            if rule.level is None
+            else VerificationLevel(rule.level)
+        )
+        levels = [level.value for level in VerificationLevel if level >= required]
+        if rule.category not in self.legal_ages:
+            self.legal_ages[rule.category] = latest_dobs_of_age(
+                self.policy, rule.category, self.now
+            )
+        of_age = self.legal_ages[rule.category].condition(age_state.c.jurisdiction, age_state.c.dob)
+        if of_age is None:
+            return false()
+        return _exists(
+            age_state,
+            age_state.c.profile_id == profiles.c.id,
+            age_state.c.level.in_(levels),
+            age_state.c.dob.is_not(None),
+            of_age,
+        )
+
+    def event(self, rule: EventCondition) -> ColumnElement[bool]:
+        where: list[ColumnElement[bool]] = [
+            events.c.profile_id == profiles.c.id,
+            events.c.type == "track",
+            _NotIndexed(events.c.name) == rule.event,
+        ]
+        if rule.within_days is not None:
+            where.append(events.c.timestamp >= self.now - timedelta(days=rule.within_days))
+        for flt in rule.where:
+            at = _JsonAt(events.c.properties, _steps(flt.property))
+            where.append(_compare(flt.op, flt.value, at))
+
+        def per_profile(column: ColumnElement[Any]) -> ColumnElement[Any]:
+            """A correlated subquery: one aggregate over this profile's events."""
+            return (
+                select(column).select_from(events).where(*where).correlate(profiles)
+            ).scalar_subquery()
+
+        target = _ExactNumber(rule.value)
+        if rule.agg == "count":
+            return _ordered(rule.op, per_profile(func.count()), target)
+        assert rule.property is not None
+        number = _JsonNumber(_JsonAt(events.c.properties, _steps(rule.property)))
+        match rule.agg:
+            case "sum":  # 0 over no events
+                return _ordered(rule.op, per_profile(_ExactSum(number)), target)
+            case "avg":  # avg op v  ⇔  sum op v·n, with n > 0 (as the evaluator)
+                n = func.count(number)
+                holds = and_(n > 0, _ordered(rule.op, _ExactSum(number), target * n))
+            case "min":
+                holds = _ordered(rule.op, func.min(number), target)
+            case "max":
+                holds = _ordered(rule.op, func.max(number), target)
+            case _:
+                assert_never(rule.agg)
+        # min/max/avg of nothing is NULL: CASE makes "no value" a plain false.
+        return per_profile(case((holds, 1), else_=0)) == 1
+
+    def in_segment(self, rule: InSegment) -> ColumnElement[bool]:
+        if rule.slug in self.using:
+            chain = " → ".join([*self.using, rule.slug])
+            raise RuleError("", f"segments would form a cycle: {chain}")
+        self.using.append(rule.slug)
+        try:
+            return self.predicate(self.resolve_segment(rule.slug))
+        finally:
+            self.using.pop()
+
+
+# -- comparisons (docs/segments.md, Semantics 1-6) ------------------------------------
+
+
+def _compare(op: Op, value: Value, at: _JsonAt) -> ColumnElement[bool]:
+    """`evaluate.compare` in SQL: the JSON value at `at` compared with a rule's value;
+    true or false for every row, absent values included."""
+    present = _JsonIs(at, "present")
+    match op:
+        case "exists":
+            return present
+        case "not_exists":
+            return not_(present)
+        case "eq":
+            return _equal(value, at)
+        case "ne":
+            return and_(present, not_(_equal(value, at)))
+        case "in":
+            return _member(value, at)
+        case "not_in":
+            return and_(present, not_(_member(value, at)))
+        case "contains":
+            assert isinstance(value, str)
+            return or_(
+                and_(_JsonIs(at, "string"), _TextContains(_JsonText(at), value)),
+                and_(_JsonIs(at, "array"), _JsonArrayHas(at, value)),
+            )
+        case "starts_with":
+            assert isinstance(value, str)
+            return and_(_JsonIs(at, "string"), _TextStartsWith(_JsonText(at), value))
+        case "lt" | "lte" | "gt" | "gte":
+            if isinstance(value, str):  # a date YYYY-MM-DD: compare the stored date part
+                text = _JsonText(at)
+                return and_(
+                    _JsonIs(at, "string"),
+                    _TextIsDate(text),
+                    _ordered(op, _DatePrefix(text), literal(value, String())),
+                )
+            assert isinstance(value, int | float) and not isinstance(value, bool)
+            return and_(_JsonIs(at, "number"), _ordered(op, _JsonNumber(at), _ExactNumber(value)))
+        case _:
+            assert_never(op)
+
+
+def _equal(value: Value, at: _JsonAt) -> ColumnElement[bool]:
+    if isinstance(value, bool):
+        return _JsonIs(at, "true" if value else "false")
+    if isinstance(value, str):
+        return and_(_JsonIs(at, "string"), _JsonText(at) == literal(value, String()))
+    assert isinstance(value, int | float)
+    return and_(_JsonIs(at, "number"), _JsonNumber(at) == _ExactNumber(value))
+
+
+def _member(value: Value, at: _JsonAt) -> ColumnElement[bool]:
+    assert isinstance(value, tuple) and value
+    if isinstance(value[0], str):
+        strings = [literal(v, String()) for v in value if isinstance(v, str)]
+        return and_(_JsonIs(at, "string"), _JsonText(at).in_(strings))
+    numbers = [_ExactNumber(v) for v in value if not isinstance(v, str)]
+    return and_(_JsonIs(at, "number"), _JsonNumber(at).in_(numbers))
+
+
+def _ordered(op: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[bool]:
+    match op:
+        case "eq":
+            return left == right
+        case "ne":
+            return left != right
+        case "lt":
+            return left < right
+        case "lte":
+            return left <= right
+        case "gt":
+            return left > right
+        case "gte":
+            return left >= right
+    raise ValueError(f"not an ordering operator: {op}")
+
+
+def _exists(table: Table, *where: ColumnElement[bool]) -> Exists:
+    """EXISTS over one of the profile's rows (an index on (profile_id, …) finds them)."""
+    return select(literal_column("1")).select_from(table).where(*where).correlate(profiles).exists()
+
+
+_STEP: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _steps(path: str) -> tuple[str, ...]:
+    steps = tuple(path.split("."))
+    if not all(_STEP.fullmatch(step) for step in steps):  # parse_rule refuses these
+        raise ValueError(f"property {path!r} is not a plain dotted path")
+    return steps
+
+
+# -- legal age (of_age_for) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LatestDobs:
+    """For one category at one instant: per jurisdiction of the age table, the latest
+    date of birth that is of age there today (local date), and which countries' rows
+    cover their subdivisions that the table does not name."""
+
+    by_jurisdiction: dict[str, date]
+    by_country_fallback: dict[str, date]
+    named: frozenset[str]  # every jurisdiction the table names (rows or zones)
+
+    def condition(
+        self, jurisdiction: ColumnElement[Any], dob: ColumnElement[Any]
+    ) -> ColumnElement[bool] | None:
+        """`jurisdiction`/`dob` of age, or None when nowhere is."""
+        if not self.by_jurisdiction:
+            return None
+        parts: list[ColumnElement[bool]] = []
+        for latest, codes in _grouped(self.by_jurisdiction).items():
+            parts.append(and_(jurisdiction.in_(codes), dob <= latest))
+        for latest, countries in _grouped(self.by_country_fallback).items():
+            others = sorted(
+                code for code in self.named if "-" in code and code.split("-")[0] in countries
+            )
+            subdivision = _SubdivisionOf(jurisdiction, tuple(countries))
+            if others:
+                parts.append(and_(subdivision, jurisdiction.not_in(others), dob <= latest))
+            else:
+                parts.append(and_(subdivision, dob <= latest))
+        return or_(*parts)
+
+
+def latest_dobs_of_age(policy: AgePolicy, category: str, now: datetime) -> LatestDobs:
+    """Where `category` may be marketed at `now`, the latest date of birth that is of
+    age: `guestlist.age.eligibility`'s age test, solved for the date of birth.
+
+    Each jurisdiction the table names (in a row or in [zones]) gets the row its lookup
+    finds (the subdivision, then its country; the category, then its parents), judged
+    on the local date of its own zone, with the row's calendar-year and 29 February
+    rules. A subdivision the table does not name is judged as its country (its row and
+    its zone). Prohibited and unknown are left out: never of age.
+    """
+    named = frozenset(rule.jurisdiction for rule in policy.rules) | _zoned(policy)
+    by_jurisdiction: dict[str, date] = {}
+    for code in sorted(named):
+        found = policy.lookup(code, category)
+        if found.status is not RuleStatus.MINIMUM_AGE:
+            continue
+        rule = found.rule
+        assert rule is not None and rule.minimum_age is not None
+        by_jurisdiction[code] = _latest_dob(rule, now.astimezone(policy.zone(code)).date())
+    fallback = {code: d for code, d in by_jurisdiction.items() if "-" not in code}
+    return LatestDobs(by_jurisdiction, fallback, named)
+
+
+def _latest_dob(rule: AgeRule, today: date) -> date:
+    """The latest date of birth that is of age under `rule` on the local date `today`."""
+    minimum = rule.minimum_age
+    assert minimum is not None
+
+    def of_age(dob: date) -> bool:
+        coming_of_age = of_age_on(
+            dob, minimum, rule_type=rule.rule_type, feb29_birthday_on=rule.feb29_birthday_on
+        )
+        return coming_of_age <= today
+
+    if rule.rule_type is RuleType.CALENDAR_YEAR:
+        return _latest(of_age, date(today.year - minimum, 12, 31))
+    return _latest(of_age, _years_before(today, minimum))
+
+
+def _zoned(policy: AgePolicy) -> frozenset[str]:
+    """The jurisdictions the table gives a time zone. AgePolicy has no public view of
+    its [zones] yet; a subdivision with its own zone but no rows (US-TX) is judged on
+    its own local date, so the compiler must know it."""
+    zones: dict[str, Any] = policy._zones
+    return frozenset(code for code in zones if is_jurisdiction(code))
+
+
+def _grouped(latest: dict[str, date]) -> dict[date, list[str]]:
+    out: dict[date, list[str]] = defaultdict(list)
+    for code in sorted(latest):
+        out[latest[code]].append(code)
+    return dict(out)
+
+
+def _latest(holds: Callable[[date], bool], guess: date) -> date:
+    """The latest date for which `holds` is true, given that it holds for every date
+    up to some day and for none after it, searching from `guess` (a few days off)."""
+    while not holds(guess):
+        guess -= _ONE_DAY
+    while holds(guess + _ONE_DAY):
+        guess += _ONE_DAY
+    return guess
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+# -- SQL constructs with one rendering per database ---------------------------------
+
+
+@dataclass(frozen=True)
+class _JsonAt:
+    """A JSON value in the database: a JSON column and the object keys to step
+    through inside it (none: the column's own value)."""
+
+    document: ColumnElement[Any]
+    steps: tuple[str, ...] = ()
+
+
+class _Sql(FunctionElement[Any]):
+    """A construct rendered differently on SQLite and PostgreSQL. Statements holding
+    one are not cached: each rendering chooses its own bind parameters."""
+
+    inherit_cache = False
+    type: TypeEngine[Any] = NullType()  # a predicate: no "= 1" added on SQLite
+
+    def parts(self) -> list[ColumnElement[Any]]:
+        return list(self.clauses)
+
+
+@compiles(_Sql)
+def _unsupported(element: _Sql, compiler: SQLCompiler, **kw: Any) -> str:
+    raise CompileError(
+        f"segment rules compile for SQLite and PostgreSQL, not {compiler.dialect.name}"
+    )
+
+
+class _JsonIs(_Sql):
+    """The JSON value at a path is `kind`: present (not missing, not null), string,
+    number, array, true or false. Never NULL."""
+
+    inherit_cache = False
+    name = "json_is"
+
+    def __init__(self, at: _JsonAt, kind: str) -> None:
+        self.steps = at.steps
+        self.kind = kind
+        super().__init__(at.document)
+
+
+class _JsonText(_Sql):
+    """The text of the JSON string at a path (meaningless for other kinds)."""
+
+    inherit_cache = False
+    name = "json_text"
+    type = String()
+
+    def __init__(self, at: _JsonAt) -> None:
+        self.steps = at.steps
+        super().__init__(at.document)
+
+
+class _JsonNumber(_Sql):
+    """The JSON number at a path, exact on PostgreSQL (numeric); NULL for other kinds."""
+
+    inherit_cache = False
+    name = "json_number"
+    type = Numeric()
+
+    def __init__(self, at: _JsonAt) -> None:
+        self.steps = at.steps
+        super().__init__(at.document)
+
+
+class _JsonArrayHas(_Sql):
+    """The JSON value at a path is an array with an element equal to the string."""
+
+    inherit_cache = False
+    name = "json_array_has"
+
+    def __init__(self, at: _JsonAt, string: str) -> None:
+        self.steps = at.steps
+        super().__init__(at.document, literal(string, String()))
+
+
+class _TextContains(_Sql):
+    inherit_cache = False
+    name = "text_contains"
+
+    def __init__(self, text: ColumnElement[Any], needle: str) -> None:
+        super().__init__(text, literal(needle, String()))
+
+
+class _TextStartsWith(_Sql):
+    inherit_cache = False
+    name = "text_starts_with"
+
+    def __init__(self, text: ColumnElement[Any], prefix: str) -> None:
+        super().__init__(text, literal(prefix, String()), literal(prefix, String()))
+
+
+class _TextIsDate(_Sql):
+    """The text is `NNNN-NN-NN` (ASCII digits), alone or followed by `T` or a space."""
+
+    inherit_cache = False
+    name = "text_is_date"
+
+    def __init__(self, text: ColumnElement[Any]) -> None:
+        super().__init__(text)
+
+
+class _DatePrefix(_Sql):
+    """The first ten characters, compared byte by byte."""
+
+    inherit_cache = False
+    name = "date_prefix"
+    type = String()
+
+    def __init__(self, text: ColumnElement[Any]) -> None:
+        super().__init__(text)
+
+
+class _ExactNumber(_Sql):
+    """A rule's number: as itself on SQLite, as the exact decimal it is written as
+    (`exact_number`) on PostgreSQL."""
+
+    inherit_cache = False
+    name = "exact_number"
+    type = Numeric()
+
+    def __init__(self, value: Number) -> None:
+        exact: Decimal = exact_number(value)
+        super().__init__(literal(value), literal(exact, Numeric()))
+
+
+class _ExactSum(_Sql):
+    """The sum of numbers, 0 over none: exact (numeric) on PostgreSQL, binary floating
+    point on SQLite (`total`, which never overflows)."""
+
+    inherit_cache = False
+    name = "exact_sum"
+    type = Numeric()
+
+    def __init__(self, number: ColumnElement[Any]) -> None:
+        super().__init__(number)
+
+
+class _NotIndexed(_Sql):
+    """A column SQLite must not look up through an index here. In a subquery run per
+    profile, an index on (profile_id, …) reads only that profile's rows, but with no
+    statistics (guestlist never runs ANALYZE on SQLite) the planner may prefer one on
+    (name, …) or (channel, purpose, status), which reads every profile's rows each
+    time. SQLite's unary + takes a term out of index selection."""
+
+    inherit_cache = False
+    name = "not_indexed"
+    type = String()
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        super().__init__(column)
+
+
+class _SubdivisionOf(_Sql):
+    """The text is a canonical subdivision code (`US-TX`) of one of `countries`."""
+
+    inherit_cache = False
+    name = "subdivision_of"
+
+    def __init__(self, text: ColumnElement[Any], countries: Iterable[str]) -> None:
+        self.countries = tuple(countries)
+        if not all(re.fullmatch(r"[A-Z]{2}", c) for c in self.countries):
+            raise ValueError(f"not country codes: {self.countries}")
+        super().__init__(text)
+
+
+_SQLITE_KIND: Final = {
+    "present": "!= 'null'",
+    "string": "= 'text'",
+    "number": "IN ('integer', 'real')",
+    "array": "= 'array'",
+    "true": "= 'true'",
+    "false": "= 'false'",
+}
+_PG_KIND: Final = {
+    "present": "!= 'null'",
+    "string": "= 'string'",
+    "number": "= 'number'",
+    "array": "= 'array'",
+}
+_SQLITE_DATE: Final = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]"
+_PG_DIGIT: Final = "[0123456789]"  # not [0-9] nor \d: ASCII digits whatever the locale
+_PG_DATE: Final = f"^{_PG_DIGIT}{{4}}-{_PG_DIGIT}{{2}}-{_PG_DIGIT}{{2}}([T ]|$)"
+
+
+def _sqlite_path(steps: tuple[str, ...]) -> str:
+    return "'$" + "".join(f".{step}" for step in steps) + "'"
+
+
+def _pg_path(steps: tuple[str, ...]) -> str:
+    return "'{" + ",".join(steps) + "}'"
+
+
+def _render(compiler: SQLCompiler, element: ColumnElement[Any], **kw: Any) -> str:
+    return str(compiler.process(element, **kw))
+
+
+def _pg_value(element: _Sql, compiler: SQLCompiler, steps: tuple[str, ...], **kw: Any) -> str:
+    document = _render(compiler, element.parts()[0], **kw)
+    return f"({document} #> {_pg_path(steps)})" if steps else document
+
+
+@compiles(_JsonIs, "sqlite")
+def _json_is_sqlite(element: _JsonIs, compiler: SQLCompiler, **kw: Any) -> str:
+    document = _render(compiler, element.parts()[0], **kw)
+    path = f", {_sqlite_path(element.steps)}" if element.steps else ""
+    return f"(coalesce(json_type({document}{path}), 'null') {_SQLITE_KIND[element.kind]})"
+
+
+@compiles(_JsonIs, "postgresql")
+def _json_is_pg(element: _JsonIs, compiler: SQLCompiler, **kw: Any) -> str:
+    value = _pg_value(element, compiler, element.steps, **kw)
+    kind = f"coalesce(jsonb_typeof({value}), 'null')"
+    if element.kind in ("true", "false"):
+        return f"({kind} = 'boolean' AND {value} = '{element.kind}'::jsonb)"
+    return f"({kind} {_PG_KIND[element.kind]})"
+
+
+@compiles(_JsonText, "sqlite")
+def _json_text_sqlite(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    document = _render(compiler, element.parts()[0], **kw)
+    return f"json_extract({document}, {_sqlite_path(element.steps)})"
+
+
+@compiles(_JsonText, "postgresql")
+def _json_text_pg(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
+    document = _render(compiler, element.parts()[0], **kw)
+    return f"({document} #>> {_pg_path(element.steps)})"
+
+
+@compiles(_JsonNumber, "sqlite")
+def _json_number_sqlite(element: _JsonNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    document = _render(compiler, element.parts()[0], **kw)
+    if element.steps:
+        path = _sqlite_path(element.steps)
+        return (
+            f"CASE WHEN json_type({document}, {path}) IN ('integer', 'real') "
+            f"THEN json_extract({document}, {path}) END"
+        )
+    # A JSON column has NUMERIC affinity: a bare number is stored as a SQLite number,
+    # and reading it through json_extract would print it with 15 digits. Use it as is.
+    return (
+        f"CASE WHEN typeof({document}) IN ('integer', 'real') THEN {document} "
+        f"WHEN json_type({document}) IN ('integer', 'real') "
+        f"THEN json_extract({document}, '$') END"
+    )
+
+
+@compiles(_JsonNumber, "postgresql")
+def _json_number_pg(element: _JsonNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    value = _pg_value(element, compiler, element.steps, **kw)
+    return f"CASE WHEN jsonb_typeof({value}) = 'number' THEN ({value} #>> '{{}}')::numeric END"
+
+
+@compiles(_JsonArrayHas, "sqlite")
+def _json_array_has_sqlite(element: _JsonArrayHas, compiler: SQLCompiler, **kw: Any) -> str:
+    document, string = (_render(compiler, part, **kw) for part in element.parts())
+    path = f", {_sqlite_path(element.steps)}" if element.steps else ""
+    return (
+        f"EXISTS (SELECT 1 FROM json_each({document}{path}) AS json_item "
+        f"WHERE json_item.type = 'text' AND json_item.value = {string})"
+    )
+
+
+@compiles(_JsonArrayHas, "postgresql")
+def _json_array_has_pg(element: _JsonArrayHas, compiler: SQLCompiler, **kw: Any) -> str:
+    value = _pg_value(element, compiler, element.steps, **kw)
+    string = _render(compiler, element.parts()[1], **kw)
+    return f"({value} @> jsonb_build_array(CAST({string} AS TEXT)))"
+
+
+@compiles(_TextContains, "sqlite")
+def _text_contains_sqlite(element: _TextContains, compiler: SQLCompiler, **kw: Any) -> str:
+    text, needle = (_render(compiler, part, **kw) for part in element.parts())
+    return f"(instr({text}, {needle}) > 0)"
+
+
+@compiles(_TextContains, "postgresql")
+def _text_contains_pg(element: _TextContains, compiler: SQLCompiler, **kw: Any) -> str:
+    text, needle = (_render(compiler, part, **kw) for part in element.parts())
+    return f"(strpos({text}, CAST({needle} AS TEXT)) > 0)"
+
+
+@compiles(_TextStartsWith, "sqlite")
+def _text_starts_with_sqlite(element: _TextStartsWith, compiler: SQLCompiler, **kw: Any) -> str:
+    # Not LIKE, which ignores ASCII case on SQLite.
+    text, prefix, again = (_render(compiler, part, **kw) for part in element.parts())
+    return f"(substr({text}, 1, length({prefix})) = {again})"
+
+
+@compiles(_TextStartsWith, "postgresql")
+def _text_starts_with_pg(element: _TextStartsWith, compiler: SQLCompiler, **kw: Any) -> str:
+    text, prefix = (_render(compiler, part, **kw) for part in element.parts()[:2])
+    return f"starts_with({text}, CAST({prefix} AS TEXT))"
+
+
+@compiles(_TextIsDate, "sqlite")
+def _text_is_date_sqlite(element: _TextIsDate, compiler: SQLCompiler, **kw: Any) -> str:
+    text = _render(compiler, element.parts()[0], **kw)
+    return f"({text} GLOB '{_SQLITE_DATE}' OR {text} GLOB '{_SQLITE_DATE}[T ]*')"
+
+
+@compiles(_TextIsDate, "postgresql")
+def _text_is_date_pg(element: _TextIsDate, compiler: SQLCompiler, **kw: Any) -> str:
+    text = _render(compiler, element.parts()[0], **kw)
+    return f"({text} ~ '{_PG_DATE}')"
+
+
+@compiles(_DatePrefix, "sqlite")
+def _date_prefix_sqlite(element: _DatePrefix, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"substr({_render(compiler, element.parts()[0], **kw)}, 1, 10)"
+
+
+@compiles(_DatePrefix, "postgresql")
+def _date_prefix_pg(element: _DatePrefix, compiler: SQLCompiler, **kw: Any) -> str:
+    return f'(left({_render(compiler, element.parts()[0], **kw)}, 10) COLLATE "C")'
+
+
+@compiles(_ExactNumber, "sqlite")
+def _exact_number_sqlite(element: _ExactNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    return _render(compiler, element.parts()[0], **kw)
+
+
+@compiles(_ExactNumber, "postgresql")
+def _exact_number_pg(element: _ExactNumber, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST({_render(compiler, element.parts()[1], **kw)} AS NUMERIC)"
+
+
+@compiles(_ExactSum, "sqlite")
+def _exact_sum_sqlite(element: _ExactSum, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"total({_render(compiler, element.parts()[0], **kw)})"
+
+
+@compiles(_ExactSum, "postgresql")
+def _exact_sum_pg(element: _ExactSum, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"coalesce(sum({_render(compiler, element.parts()[0], **kw)}), 0)"
+
+
+@compiles(_NotIndexed, "sqlite")
+def _not_indexed_sqlite(element: _NotIndexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{_render(compiler, element.parts()[0], **kw)}"
+
+
+@compiles(_NotIndexed, "postgresql")
+def _not_indexed_pg(element: _NotIndexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return _render(compiler, element.parts()[0], **kw)
+
+
+@compiles(_SubdivisionOf, "sqlite")
+def _subdivision_of_sqlite(element: _SubdivisionOf, compiler: SQLCompiler, **kw: Any) -> str:
+    text = _render(compiler, element.parts()[0], **kw)
+    prefixes = ", ".join(f"'{country}-'" for country in element.countries)
+    return (
+        f"(substr({text}, 1, 3) IN ({prefixes}) AND length({text}) BETWEEN 4 AND 6 "
+        f"AND substr({text}, 4) NOT GLOB '*[^A-Z0-9]*')"
+    )
+
+
+@compiles(_SubdivisionOf, "postgresql")
+def _subdivision_of_pg(element: _SubdivisionOf, compiler: SQLCompiler, **kw: Any) -> str:
+    text = _render(compiler, element.parts()[0], **kw)
+    countries = "|".join(element.countries)
+    return f"({text} ~ '^({countries})-[ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789]{{1,3}}$')"
