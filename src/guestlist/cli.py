@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,7 +19,15 @@ app = typer.Typer(
 )
 keys_app = typer.Typer(help="API and write keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+privacy_app = typer.Typer(
+    help="Erasure, access and the consent ledger (docs/privacy.md).", no_args_is_help=True
+)
+app.add_typer(privacy_app, name="privacy")
+report_app = typer.Typer(help="Reports for the shop and its auditors.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
 err = Console(stderr=True)
+# Who the audit log names for what is done from this command (P-6).
+CLI_ACTOR = "cli"
 
 
 @app.callback()
@@ -62,6 +71,7 @@ def serve(
 @app.command("worker")
 def run_worker() -> None:
     """Process the inbox and run due jobs until stopped (SIGTERM/SIGINT)."""
+    import guestlist.privacy.erase  # noqa: F401  (registers the destination erasure jobs)
     from guestlist.jobs.worker import Worker
     from guestlist.pipeline import process_pending
     from guestlist.store.engine import get_engine
@@ -91,7 +101,7 @@ def keys_create(
         err.print("[red]a write key needs --source NAME (the source its events come from)[/]")
         raise typer.Exit(2)
     with get_engine().begin() as conn:
-        key_id, plaintext = create_key(conn, kind, source)  # type: ignore[arg-type]
+        key_id, plaintext = create_key(conn, kind, source, actor=CLI_ACTOR)  # type: ignore[arg-type]
     err.print(f"created {kind} key #{key_id}" + (f" for source {source!r}" if source else ""))
     print(plaintext)
 
@@ -168,6 +178,162 @@ def demo(
     )
     if serve_after:
         serve(host=host, port=port, worker=True, migrate_first=False)
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    profile_id: Annotated[int, typer.Argument(help="Profile id (a merged-away id works too)")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the audit log)")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation")] = False,
+) -> None:
+    """Erase a person: data removed everywhere, addresses suppressed, destinations queued."""
+    from guestlist.privacy.erase import ProfileAlreadyErased, ProfileNotFound, erase_profile
+    from guestlist.store.engine import get_engine
+
+    if not reason.strip():
+        err.print("[red]--reason must say why (it is kept in the audit log)[/]")
+        raise typer.Exit(2)
+    if not yes and not typer.confirm(
+        f"Erase profile {profile_id} and everything held about the person? "
+        "This cannot be undone.",
+        err=True,
+    ):
+        err.print("not erased")
+        raise typer.Exit(1)
+    try:
+        with get_engine().begin() as conn:
+            report = erase_profile(conn, profile_id, actor=CLI_ACTOR, reason=reason.strip())
+    except (ProfileNotFound, ProfileAlreadyErased) as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    merged = report.erased_profile_ids[1:]
+    err.print(
+        f"[green]erased profile {report.profile_id}[/]"
+        + (f" (and merged profiles {', '.join(map(str, merged))})" if merged else "")
+    )
+    deleted = ", ".join(f"{n} {t}" for t, n in report.rows_deleted.items() if n)
+    err.print(f"  deleted: {deleted or 'nothing'}")
+    err.print(
+        f"  consent records reduced to evidence: {report.consent_records_reduced}; "
+        f"addresses suppressed: {report.addresses_suppressed}; "
+        f"inbox envelopes redacted: {report.inbox_envelopes_redacted}"
+    )
+    for job in report.destination_jobs:
+        err.print(f"  erasure queued for {job.connection}" + (
+            "" if job.job_id is not None else " (already queued)"))
+    print(json.dumps(report.as_dict(), indent=2))
+
+
+@privacy_app.command("export")
+def privacy_export(
+    profile_id: Annotated[int, typer.Argument(help="Profile id (a merged-away id works too)")],
+    output: Annotated[
+        Path | None, typer.Option(help="File to write (default: standard output)")
+    ] = None,
+) -> None:
+    """Everything held about a person, consent proofs and audit entries included, as JSON."""
+    from guestlist.privacy.erase import ProfileNotFound
+    from guestlist.privacy.export import export_profile
+    from guestlist.store.engine import get_engine
+
+    try:
+        with get_engine().begin() as conn:
+            data = export_profile(conn, profile_id, actor=CLI_ACTOR)
+    except ProfileNotFound as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    text = json.dumps(data, indent=2, ensure_ascii=False)
+    if output is None:
+        print(text)
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        err.print(f"exported profile {data['profile']['id']} to {output}")
+
+
+@privacy_app.command("verify-ledger")
+def privacy_verify_ledger() -> None:
+    """Check the consent ledger's hash chains (C-2a); exit code 1 when one is broken."""
+    from rich.table import Table
+
+    from guestlist.privacy.report import ledger_check
+    from guestlist.store.engine import get_engine, read_connection
+
+    with read_connection(get_engine()) as conn:
+        result = ledger_check(conn, max_problems=10_000)
+    if result.ok:
+        err.print(f"[green]ledger intact[/]: {result.records_checked} records checked")
+        return
+    table = Table(title=f"{result.problem_count} problems in {result.records_checked} records")
+    for column in ("record", "chain (profile)", "seq", "problem"):
+        table.add_column(column)
+    for p in result.problems:
+        table.add_row(str(p.record_id), str(p.chain_id), str(p.seq), p.problem)
+    Console().print(table)
+    raise typer.Exit(1)
+
+
+@report_app.command("compliance")
+def report_compliance(
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the report as CSV to this file")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables")] = False,
+    days: Annotated[int, typer.Option(min=1, max=366, help="Days of opt-outs to show")] = 30,
+    verify_ledger: Annotated[
+        bool, typer.Option("--verify-ledger/--no-verify-ledger", help="Check the hash chains")
+    ] = True,
+) -> None:
+    """Consent per channel, opt-outs per day, the age verification funnel, the ledger check."""
+    from guestlist.privacy.report import compliance_report
+    from guestlist.store.engine import get_engine, read_connection
+
+    with read_connection(get_engine()) as conn:
+        report = compliance_report(conn, days=days, verify=verify_ledger)
+    if csv_file is not None:
+        csv_file.write_text(report.to_csv(), encoding="utf-8")
+        err.print(f"wrote {csv_file}")
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        _print_report(report.as_dict())
+
+
+def _print_report(data: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    out = Console()
+    s = data["summary"]
+    out.print(
+        f"[bold]Compliance report[/] {data['generated_at']}: {s['live_profiles']} live profiles, "
+        f"{s['erased_profiles']} erased, {s['suppressed_addresses']} suppressed addresses"
+    )
+    sections: list[tuple[str, list[dict[str, Any]]]] = [
+        ("Consent by channel and purpose", data["consent"]),
+        (f"Opt-outs per day (last {data['days']} days, UTC)",
+         [d for d in data["opt_outs"] if d["total"]] or data["opt_outs"][-1:]),
+        ("Age verification", data["age_verification"]),
+        ("Minimum ages awaiting review", data["unverified_minimum_ages"]),
+    ]
+    for title, rows in sections:
+        if not rows:
+            out.print(f"{title}: none")
+            continue
+        table = Table(title=title)
+        for column in rows[0]:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*("" if v is None else str(v) for v in row.values()))
+        out.print(table)
+    ledger = data["ledger"]
+    if not ledger["checked"]:
+        out.print("Ledger: not checked")
+    elif ledger["ok"]:
+        out.print(f"Ledger: [green]intact[/] ({ledger['records_checked']} records)")
+    else:
+        out.print(
+            f"Ledger: [red]{ledger['problem_count']} problems[/] in "
+            f"{ledger['records_checked']} records (guestlist privacy verify-ledger)"
+        )
 
 
 def _safe_url() -> str:

@@ -13,12 +13,14 @@ import structlog
 from sqlalchemy import Connection, Engine, select, text, update
 
 import guestlist.capture  # noqa: F401  (registers the tracking parsers)
+from guestlist.age.events import plan_age, record_age
 from guestlist.canonical import CanonicalEvent
 from guestlist.consent.events import plan_consent, record_consent
 from guestlist.identity.graph import BatchResolver
 from guestlist.identity.rules import load_rules
 from guestlist.inbox.parsers import parse_envelope
 from guestlist.inbox.store import InboxEnvelope
+from guestlist.privacy.suppression import screen_batch
 from guestlist.profiles.apply import apply_events, drop_seen
 from guestlist.store.planner_stats import analyze_stale_tables
 from guestlist.store.tables import inbox, sources
@@ -78,9 +80,11 @@ def process_events(conn: Connection, batch: Sequence[CanonicalEvent]) -> int:
     fresh = drop_seen(conn, batch)
     if fresh:
         found = BatchResolver(conn, load_rules()).resolve(fresh)
+        screen_batch(conn, fresh, found)  # P-3: erased addresses stay opted out
         # Before the events are written: a statement that cannot be recorded becomes
         # an issue on its event.
         record_consent(conn, plan_consent(fresh, found), found)
+        record_age(conn, plan_age(fresh, found), found)
         apply_events(conn, fresh, found)
     return len(fresh)
 

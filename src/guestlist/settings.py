@@ -16,6 +16,8 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL; the default is an embedded SQLite file (WAL mode).",
     )
     public_url: str = "http://127.0.0.1:8000"
+    # The shop's name in SMS/WhatsApp keyword replies and on consent pages (SMS-4, SMS-5).
+    shop_name: str = "guestlist"
     secret_key: str = "dev-insecure-secret-change-me"
     default_phone_region: str = "US"
     # How many inbox envelopes one worker transaction takes at a time.
@@ -24,6 +26,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # JSON file overriding guestlist.identity.rules.IdentityRules (priority, limits…).
     identity_rules_file: str | None = None
+    # Where a profile's age is judged when neither its age records nor its address
+    # say (docs/age.md, Jurisdiction); unset: such profiles are never of age anywhere.
+    default_jurisdiction: str | None = Field(
+        default=None,
+        pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
+        description="ISO 3166 code such as US-TX or GB",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -86,7 +86,7 @@ def test_segment_analytics_python(
         client.page("u-101", "Shop", "Beer", {"path": "/beer"})[1],
         client.screen("u-101", None, "Cart")[1],
         client.group("u-101", "acme", {"name": "Acme Bar"})[1],
-        client.track(7, "Age Verified", {"method": "id_scan"})[1],
+        client.track(7, "Age Verified", {"method": "id_scan", "level": "id_document"})[1],
     ]
     client.flush()
     client.shutdown()
@@ -107,7 +107,8 @@ def test_segment_analytics_python(
         ("page", "u-101", None, "Beer", {}, {"path": "/beer", "category": "Shop"}, None, None),
         ("screen", "u-101", None, "Cart", {}, {}, None, None),
         ("group", "u-101", None, None, {}, {"name": "Acme Bar"}, None, "acme"),
-        ("track", "7", None, "Age Verified", {}, {"method": "id_scan"}, None, None),
+        ("track", "7", None, "Age Verified", {}, {"method": "id_scan", "level": "id_document"},
+         None, None),
     ]
     assert all(e.context["library"]["name"] == "analytics-python" for e in events)
     assert_recent(events)

@@ -164,6 +164,19 @@ def test_alias_merges_explicitly_even_across_user_ids(engine: Engine) -> None:
         assert conn.execute(select(profile_merges.c.reason)).scalar_one() == "alias"
 
 
+def test_after_an_alias_both_user_ids_keep_finding_the_merged_profile(engine: Engine) -> None:
+    # The alias takes the profile past the user_id limit; later events for either id
+    # must not be refused by that limit and split the person again.
+    run(engine, ev(user_id="old-id"), ev(user_id="new-id"))
+    [merged] = run(engine, ev("alias", user_id="new-id", previous_id="old-id"))
+    later = run(engine, ev(user_id="old-id"), ev(user_id="new-id"), ev("track", user_id="old-id",
+                                                                      name="Order Completed"))
+    assert later == [merged, merged, merged]
+    assert live_profiles(engine) == 1
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).where(events.c.issues.is_not(None))) == 0
+
+
 def test_alias_of_unknown_anonymous_id_attaches_it(engine: Engine) -> None:
     [pid] = run(engine, ev("alias", user_id="u-77", previous_id="anon-77"))
     [again] = run(engine, ev("track", name="Viewed", anonymous_id="anon-77"))

@@ -226,6 +226,22 @@ class AgePolicy:
             raise UnknownJurisdictionError(f"no time zone for {code} or its country")
         return self._zones[key]
 
+    def knows(self, jurisdiction: str) -> bool:
+        """True when the table can place `jurisdiction`: it has a zone for it or its
+        country and, where the table lists a country's subdivisions in [zones] (US,
+        CA), the subdivision is one of them (`US-ZZ` is unknown; `IN-KA` is known, as
+        India's subdivisions are not listed). Malformed codes are unknown."""
+        try:
+            code = parse_jurisdiction(jurisdiction)
+        except ValueError:
+            return False
+        if self._zone_key(code) is None:
+            return False
+        country, _, subdivision = code.partition("-")
+        if not subdivision or code in self._zones:
+            return True
+        return not any(key.startswith(f"{country}-") for key in self._zones)
+
     def _zone_key(self, code: str) -> str | None:
         for place in jurisdiction_chain(code):
             if place in self._zones:

@@ -18,7 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import guestlist.age.events  # registers the `Age Verified` check
 import guestlist.consent.events  # noqa: F401  (registers the `Consent Updated` check)
+from guestlist.api.consent import router as consent_router
+from guestlist.api.privacy import router as privacy_router
 from guestlist.api.profiles import router as profiles_router
 from guestlist.capture.tracking import router as tracking_router
 from guestlist.store.engine import get_engine
@@ -29,6 +32,8 @@ log = logging.getLogger(__name__)
 ROUTERS: list[APIRouter] = [
     tracking_router,
     profiles_router,
+    consent_router,
+    privacy_router,
 ]
 
 
@@ -58,8 +63,14 @@ def _status_code_name(status: int) -> str:
 async def _on_http_exception(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    field = None
+    # Routers raise `HTTPException(4xx, {"field": …, "message": …})` to name the field.
+    if isinstance(exc.detail, dict):
+        field = exc.detail.get("field") if isinstance(exc.detail.get("field"), str) else None
+        if isinstance(exc.detail.get("message"), str):
+            message = exc.detail["message"]
     return _error(
-        exc.status_code, _status_code_name(exc.status_code), message,
+        exc.status_code, _status_code_name(exc.status_code), message, field,
         detail=exc.detail, headers=exc.headers,
     )
 

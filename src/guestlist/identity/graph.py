@@ -173,7 +173,10 @@ class BatchResolver:
 
     def _over_limit(self, held: dict[str, set[str]], extra: dict[str, set[str]]) -> str | None:
         for kind, keys in extra.items():
-            if len(held.get(kind, set()) | keys) > self.rules.limit(kind):
+            mine = held.get(kind, set())
+            # Only what is new counts: after an alias a profile may hold two user ids
+            # beyond the limit, and each must still find it.
+            if not keys <= mine and len(mine | keys) > self.rules.limit(kind):
                 return kind
         return None
 

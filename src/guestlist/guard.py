@@ -1,0 +1,310 @@
+"""The guard: may this profile be in an audience, or be sent to, for an age-restricted
+category on a channel? (Compliance A-6 with A-1..A-5, C-3, C-4, C-6, C-7.)
+
+One function, `guard(facts, restriction, now)`, with one meaning. It admits a profile
+only if, at `now`:
+
+- the profile exists, is live (not merged into another) and not erased;
+- it is of age for the category in its jurisdiction, on that jurisdiction's local
+  date (`age.compute.eligibility`; a prohibited category, an unknown jurisdiction or
+  rule, a missing or future date of birth: not admitted);
+- the level backing its date of birth is at least the restriction's required level;
+- consent for the channel and purpose is currently granted, not expired, for at least
+  one identifier the profile holds (C-4: no record is not consent; C-6: consent
+  belongs to the address or number it was given for).
+
+Segments call it for every member they would admit (`admitted_profiles`), and sync
+calls it again at send time (defence in depth), whatever the segment's own rule says.
+`GuardDecision.identifiers` are the consented identifiers: sync sends only to those.
+The facts come from `load_facts`, a few queries for any number of profiles. See
+docs/guard.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Final
+
+from sqlalchemy import Connection, select
+
+from guestlist.age.compute import EligibilityStatus, eligibility
+from guestlist.age.levels import VerificationLevel, required_level_for
+from guestlist.age.names import parse_category
+from guestlist.consent.ledger import CHANNELS, IDENTIFIER_KIND, PURPOSES
+from guestlist.store.tables import age_state, consent_state, identifiers, profiles
+
+CHUNK: Final = 5000  # bound on IN (...) lists
+# Identifier kinds the identity graph holds. Consent for other channels' identifiers
+# (a postal address, a push token) is held by the consent record itself.
+GRAPH_KINDS: Final = frozenset({"email", "phone"})
+
+
+class Reason(StrEnum):
+    """Why a profile is not admitted; a decision lists every reason that applies."""
+
+    NOT_FOUND = "not_found"  # no such profile
+    MERGED = "merged"  # merged into another profile: ask about the survivor
+    ERASED = "erased"  # personal data erased (P-2)
+    # Age (A-1, A-2, A-5): one reason, the first failing check in `eligibility`'s
+    # order, except that a profile with neither jurisdiction nor date is `unknown_dob`.
+    UNKNOWN_JURISDICTION = "unknown_jurisdiction"  # nowhere to judge the age in
+    UNKNOWN_JURISDICTION_RULE = "unknown_jurisdiction_rule"  # no row in the age table
+    PROHIBITED = "prohibited"  # the category is not sold or marketed there
+    UNKNOWN_DOB = "unknown_dob"
+    FUTURE_DOB = "future_dob"
+    UNDER_AGE = "under_age"
+    # Level (A-3, A-4), checked on its own.
+    INSUFFICIENT_LEVEL = "insufficient_level"
+    # Consent on the channel and purpose (C-3, C-4, C-6, C-7): one reason, the most
+    # telling status among the identifiers the profile holds.
+    CONSENT_UNKNOWN = "consent_unknown"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    CONSENT_DENIED = "consent_denied"
+    CONSENT_EXPIRED = "consent_expired"
+    CONSENT_PENDING = "consent_pending"
+
+
+_CONSENT_REASONS: Final = (
+    ("withdrawn", Reason.CONSENT_WITHDRAWN),
+    ("denied", Reason.CONSENT_DENIED),
+    ("expired", Reason.CONSENT_EXPIRED),
+    ("pending", Reason.CONSENT_PENDING),
+)
+
+
+@dataclass(frozen=True, init=False)
+class Restriction:
+    """What an audience or a destination is marked with.
+
+    `Restriction("alcohol.spirits", channel="sms")`; `required_level` defaults to the
+    category's A-4 level (`age.levels.required_level_for`). Names are validated.
+    """
+
+    category: str
+    required_level: VerificationLevel
+    channel: str
+    purpose: str
+
+    def __init__(
+        self,
+        category: str,
+        *,
+        channel: str,
+        purpose: str = "marketing",
+        required_level: VerificationLevel | str | None = None,
+    ) -> None:
+        name = parse_category(category)
+        level = (
+            required_level_for(name)
+            if required_level is None
+            else VerificationLevel.parse(required_level)
+        )
+        if channel not in CHANNELS:
+            raise ValueError(f"unknown channel {channel!r}; one of {', '.join(CHANNELS)}")
+        if purpose not in PURPOSES:
+            raise ValueError(f"unknown purpose {purpose!r}; one of {', '.join(PURPOSES)}")
+        object.__setattr__(self, "category", name)
+        object.__setattr__(self, "required_level", level)
+        object.__setattr__(self, "channel", channel)
+        object.__setattr__(self, "purpose", purpose)
+
+
+@dataclass(frozen=True)
+class ConsentFact:
+    """One consent_state row: the current status for one identifier."""
+
+    channel: str
+    purpose: str
+    identifier: str | None  # the normalised key; None once erased
+    status: str  # granted | denied | withdrawn | pending
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ProfileFacts:
+    """Everything the guard reads about one profile (see `load_facts`)."""
+
+    profile_id: int
+    exists: bool = True
+    merged_into: int | None = None
+    erased: bool = False
+    dob: date | None = None
+    level: VerificationLevel | None = None
+    jurisdiction: str | None = None
+    consents: tuple[ConsentFact, ...] = ()
+    identifiers: frozenset[tuple[str, str]] = frozenset()  # (kind, key) held
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    admitted: bool
+    reasons: list[str] = field(default_factory=list)  # empty exactly when admitted
+    # Held identifiers with consent granted on the channel and purpose (C-6: the only
+    # ones a send may use), sorted.
+    identifiers: tuple[str, ...] = ()
+
+
+def guard(facts: ProfileFacts, restriction: Restriction, now: datetime) -> GuardDecision:
+    """Admit `facts`' profile for `restriction` at `now` (timezone-aware), or say why not."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    reasons: list[str] = []
+    if not facts.exists:
+        reasons.append(Reason.NOT_FOUND)
+    if facts.merged_into is not None:
+        reasons.append(Reason.MERGED)
+    if facts.erased:
+        reasons.append(Reason.ERASED)
+    reasons.extend(_age_reasons(facts, restriction, now))
+    consented, consent_reason = _consent(facts, restriction, now)
+    if consent_reason is not None:
+        reasons.append(consent_reason)
+    return GuardDecision(admitted=not reasons, reasons=reasons, identifiers=consented)
+
+
+def _age_reasons(facts: ProfileFacts, restriction: Restriction, now: datetime) -> list[str]:
+    out: list[str] = []
+    if facts.jurisdiction is None:
+        # Nowhere to judge in; with no date of birth either, the missing date is what
+        # is missing (a profile without age records has neither).
+        out.append(Reason.UNKNOWN_DOB if facts.dob is None else Reason.UNKNOWN_JURISDICTION)
+    else:
+        try:
+            result = eligibility(
+                facts.dob,
+                facts.jurisdiction,
+                restriction.category,
+                now,
+                level=facts.level or VerificationLevel.SELF_DECLARED,
+                required_level=restriction.required_level,
+            )
+        except (ValueError, LookupError):  # a stored code the table cannot read
+            out.append(Reason.UNKNOWN_JURISDICTION)
+        else:
+            if result.status not in (
+                EligibilityStatus.ELIGIBLE,
+                EligibilityStatus.INSUFFICIENT_LEVEL,  # reported below, in every case
+            ):
+                out.append(Reason(result.status.value))
+    if facts.level is None or facts.level < restriction.required_level:
+        out.append(Reason.INSUFFICIENT_LEVEL)
+    return out
+
+
+def _consent(
+    facts: ProfileFacts, restriction: Restriction, now: datetime
+) -> tuple[tuple[str, ...], Reason | None]:
+    kind = IDENTIFIER_KIND[restriction.channel]
+    granted: set[str] = set()
+    statuses: set[str] = set()
+    for fact in facts.consents:
+        if fact.channel != restriction.channel or fact.purpose != restriction.purpose:
+            continue
+        if fact.identifier is None:
+            continue
+        if kind in GRAPH_KINDS and (kind, fact.identifier) not in facts.identifiers:
+            continue  # C-6: consent given for an address or number the profile lacks
+        status = fact.status
+        if status == "granted" and fact.expires_at is not None and fact.expires_at <= now:
+            status = "expired"  # C-7
+        if status == "granted":
+            granted.add(fact.identifier)
+        statuses.add(status)
+    if granted:
+        return tuple(sorted(granted)), None
+    for status, reason in _CONSENT_REASONS:
+        if status in statuses:
+            return (), reason
+    return (), Reason.CONSENT_UNKNOWN  # C-4
+
+
+# -- loading ----------------------------------------------------------------------------
+
+
+def load_facts(conn: Connection, profile_ids: Iterable[int]) -> dict[int, ProfileFacts]:
+    """Facts for every id asked (an unknown id gets `exists=False`), in four queries
+    per 5,000 profiles: profiles, age_state, consent_state, identifiers."""
+    wanted = sorted(set(profile_ids))
+    out: dict[int, ProfileFacts] = {}
+    for i in range(0, len(wanted), CHUNK):
+        out.update(_load_chunk(conn, wanted[i : i + CHUNK]))
+    return out
+
+
+def _load_chunk(conn: Connection, ids: Sequence[int]) -> dict[int, ProfileFacts]:
+    base = {
+        int(r.id): r
+        for r in conn.execute(
+            select(profiles.c.id, profiles.c.merged_into, profiles.c.erased_at).where(
+                profiles.c.id.in_(ids)
+            )
+        )
+    }
+    ages = {
+        int(r.profile_id): r
+        for r in conn.execute(
+            select(
+                age_state.c.profile_id,
+                age_state.c.dob,
+                age_state.c.level,
+                age_state.c.jurisdiction,
+            ).where(age_state.c.profile_id.in_(ids))
+        )
+    }
+    consents: dict[int, list[ConsentFact]] = {}
+    for r in conn.execute(
+        select(
+            consent_state.c.profile_id,
+            consent_state.c.channel,
+            consent_state.c.purpose,
+            consent_state.c.identifier,
+            consent_state.c.status,
+            consent_state.c.expires_at,
+        ).where(consent_state.c.profile_id.in_(ids))
+    ):
+        consents.setdefault(int(r.profile_id), []).append(
+            ConsentFact(r.channel, r.purpose, r.identifier, r.status, r.expires_at)
+        )
+    held: dict[int, set[tuple[str, str]]] = {}
+    for ident in conn.execute(
+        select(identifiers.c.profile_id, identifiers.c.kind, identifiers.c.key).where(
+            identifiers.c.profile_id.in_(ids), identifiers.c.kind.in_(sorted(GRAPH_KINDS))
+        )
+    ):
+        held.setdefault(int(ident.profile_id), set()).add((ident.kind, ident.key))
+    out: dict[int, ProfileFacts] = {}
+    for pid in ids:
+        row = base.get(pid)
+        if row is None:
+            out[pid] = ProfileFacts(pid, exists=False)
+            continue
+        age = ages.get(pid)
+        out[pid] = ProfileFacts(
+            profile_id=pid,
+            merged_into=None if row.merged_into is None else int(row.merged_into),
+            erased=row.erased_at is not None,
+            dob=None if age is None else age.dob,
+            level=None if age is None or age.level is None else _level(age.level),
+            jurisdiction=None if age is None else age.jurisdiction,
+            consents=tuple(consents.get(pid, ())),
+            identifiers=frozenset(held.get(pid, ())),
+        )
+    return out
+
+
+def _level(name: str) -> VerificationLevel | None:
+    try:
+        return VerificationLevel.parse(name)
+    except ValueError:
+        return None  # an unreadable level backs nothing
+
+
+def admitted_profiles(
+    conn: Connection, profile_ids: Iterable[int], restriction: Restriction, now: datetime
+) -> set[int]:
+    """The ids among `profile_ids` that `guard` admits."""
+    facts = load_facts(conn, profile_ids)
+    return {pid for pid, f in facts.items() if guard(f, restriction, now).admitted}
