@@ -380,3 +380,14 @@ def test_the_tracking_api_accepts_a_good_age_verified_and_a_bad_birthday_trait(
     identify_call = {"userId": "u1", "traits": {"birthday": "someday"}}
     assert post(client, "/v1/identify", identify_call, write_key).status_code == 200
     assert inbox_rows(engine) == 2
+
+
+def test_a_state_without_a_country_does_not_place_the_statement(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GUESTLIST_DEFAULT_JURISDICTION", "US-TX")
+    get_settings.cache_clear()
+    run(engine, identify("i", birthday="1990-01-18", address={"country": "", "state": "CA"}))
+    (row,) = records(engine)
+    assert (row.country, row.region) == (None, None)  # the state's fallback reads it instead
+    assert (_state(engine).jurisdiction, _state(engine).jurisdiction_from) == ("US-CA", "address")

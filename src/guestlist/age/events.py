@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from guestlist.age.compute import InvalidDateOfBirth, parse_dob
 from guestlist.age.levels import VerificationLevel
 from guestlist.age.places import PlaceError, address_place, jurisdiction_of
-from guestlist.age.records import AgeStatement, append_age_records, default_jurisdiction
+from guestlist.age.records import AgeStatement, append_age_records
 from guestlist.canonical import CanonicalEvent, PropertyError
 from guestlist.capture.tracking import register_event_check
 from guestlist.identity.graph import EventIdentity
@@ -181,7 +181,6 @@ def plan_age(batch: Sequence[CanonicalEvent], found: Sequence[EventIdentity]) ->
     """Statements from `Age Verified` events and `birthday` traits; a bad one becomes
     an issue on its event."""
     plan = AgePlan()
-    default = default_jurisdiction()
     for index, event in enumerate(batch):
         if event.type == "track" and event.name == AGE_EVENT:
             try:
@@ -191,13 +190,11 @@ def plan_age(batch: Sequence[CanonicalEvent], found: Sequence[EventIdentity]) ->
                 continue
             plan.statements.append((index, _stamped(statement, event)))
         elif event.type == "identify":
-            _plan_identify(plan, index, event, found[index], default)
+            _plan_identify(plan, index, event, found[index])
     return plan
 
 
-def _plan_identify(
-    plan: AgePlan, index: int, event: CanonicalEvent, found: EventIdentity, default: str | None
-) -> None:
+def _plan_identify(plan: AgePlan, index: int, event: CanonicalEvent, found: EventIdentity) -> None:
     named = {canonical_trait_name(name): value for name, value in event.traits.items()}
     if ADDRESS_TRAIT in named:
         plan.addresses.append((index, named[ADDRESS_TRAIT], event.timestamp))
@@ -210,13 +207,11 @@ def _plan_identify(
         _issue(found, "traits", exc)
         return
     country = region = None
-    address = named.get(ADDRESS_TRAIT)
-    if isinstance(address, Mapping) and any(
-        isinstance(k, str) and k.strip().lower() == "country" for k in address
-    ):
-        # The address names its country: the statement is made there. (A state alone
-        # is read in the default's country, so it is left to the state's fallback.)
-        place = address_place(address, default=default)
+    # Read without the default: only an address naming its country places the
+    # statement (a state alone is read in the default's country, which is the state's
+    # fallback to apply, not the statement's).
+    place = address_place(named.get(ADDRESS_TRAIT))
+    if place.placed:
         if place.problem is not None and place.field is not None:
             found.issues.append(
                 {"field": f"traits.address.{place.field}", "error": place.problem}

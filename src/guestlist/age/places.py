@@ -204,7 +204,7 @@ def _part(address: Mapping[Any, Any], name: str) -> str | None:
 
 
 def address_place(
-    address: Any, *, default: str | None, policy: AgePolicy | None = None
+    address: Any, *, default: str | None = None, policy: AgePolicy | None = None
 ) -> AddressPlace:
     """Read a Segment `address` trait (`country`, `state`; other parts are ignored).
 

@@ -189,7 +189,7 @@ def default_jurisdiction() -> str | None:
 
 @dataclass
 class _Pending:
-    """Statements and address changes for one batch, keyed by profile."""
+    """What one call appends: statements and address changes, each with its profile."""
 
     statements: list[tuple[int, AgeStatement]] = field(default_factory=list)
     # Address trait values set by this batch, in order: (profile, value, event time).
@@ -267,8 +267,10 @@ def _append(conn: Connection, pending: _Pending) -> list[int]:
     return ids
 
 
-def _load_records(conn: Connection, profile_ids: Iterable[int]) -> dict[int, list[AgeRecord]]:
-    out: dict[int, list[AgeRecord]] = defaultdict(list)
+def _load_records(
+    conn: Connection, profile_ids: Iterable[int]
+) -> defaultdict[int, list[AgeRecord]]:
+    out: defaultdict[int, list[AgeRecord]] = defaultdict(list)
     wanted = sorted(profile_ids)
     for i in range(0, len(wanted), CHUNK):
         for r in conn.execute(
