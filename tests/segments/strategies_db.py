@@ -43,13 +43,16 @@ from guestlist.segments.rules import (
     PURPOSES,
     SAFE_INTEGER,
     AgeCondition,
+    Agg,
     And,
     ConsentCondition,
     EventCondition,
     EventFilter,
+    IdentifierCondition,
     InSegment,
     Not,
     Number,
+    OfAgeFor,
     Op,
     Or,
     Rule,
@@ -547,6 +550,11 @@ class ValuePool:
     pieces: tuple[str, ...] = ()  # non-empty prefixes and substrings of the strings
     dates: tuple[str, ...] = ()  # dates of date-like strings and the days next to them
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        # Hypothesis prints the arguments of every strategy it draws from; printing
+        # whole pools took half the test's time.
+        printer.text(f"ValuePool({len(self.scalars)} values)")
+
     @classmethod
     def of(cls, values: Iterable[Any]) -> ValuePool:
         found: list[Any] = []
@@ -578,6 +586,9 @@ class Pools:
     ages: tuple[int, ...]  # completed years of the dates of birth, and their neighbours
     consents: tuple[tuple[str, str], ...]  # (channel, purpose) pairs with a state
     windows: tuple[int, ...]  # whole days back to the events (either side of each)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(f"Pools({len(self.traits)} traits, {len(self.properties)} properties)")
 
 
 def pools(population: Population, *, exact_sums: bool) -> Pools:
@@ -761,8 +772,14 @@ def _event_filters(draw: st.DrawFn, pools: Pools) -> EventFilter:
 
 
 @st.composite
-def _event_conditions(draw: st.DrawFn, pools: Pools, exact_sums: bool) -> EventCondition:
-    agg = draw(st.sampled_from(AGGS))
+def _event_conditions(
+    draw: st.DrawFn,
+    pools: Pools,
+    exact_sums: bool,
+    agg: Agg | None = None,
+    where: tuple[EventFilter, ...] | None = None,
+) -> EventCondition:
+    chosen: Agg = agg if agg is not None else draw(st.sampled_from(AGGS))
     paths = _pick(pools.numeric_paths, st.sampled_from(PROPERTY_PATHS))
     number = numbers() if exact_sums else exact_in_binary()
     return EventCondition(
@@ -776,9 +793,11 @@ def _event_conditions(draw: st.DrawFn, pools: Pools, exact_sums: bool) -> EventC
                 (1, st.integers(1, 36_500)),
             )
         ),
-        agg=agg,
-        property=None if agg == "count" else draw(paths),
-        where=tuple(draw(st.one_of(st.just([]), st.lists(_event_filters(pools), max_size=2)))),
+        agg=chosen,
+        property=None if chosen == "count" else draw(paths),
+        where=where
+        if where is not None
+        else tuple(draw(st.one_of(st.just([]), st.lists(_event_filters(pools), max_size=2)))),
     )
 
 
@@ -829,6 +848,48 @@ def db_rules(
 
 
 @st.composite
+def condition_sweep(draw: st.DrawFn, pools: Pools, *, exact_sums: bool) -> list[Rule]:
+    """Conditions of every kind with every operator, values from `pools`, and the
+    negation of each: every trait operator on up to three traits, every operator as an
+    event filter, every aggregate, every age operator, every category, the consent
+    pairs and identifier types the profiles hold."""
+    out: list[Rule] = []
+    names = draw(
+        st.lists(
+            _pick(sorted(pools.traits), st.sampled_from(TRAIT_NAMES)),
+            min_size=1,
+            max_size=3,
+            unique=True,
+        )
+    )
+    for name in names:
+        pool = pools.traits.get(name, pools.everything)
+        for op in OPS:
+            chosen = draw(st.sampled_from((pool, pool, pool, pools.everything)))
+            out.append(TraitCondition(name, op, draw(_values_for(op, chosen))))
+    path = draw(_pick(sorted(pools.properties), st.sampled_from(PROPERTY_PATHS)))
+    pool = pools.properties.get(path, pools.everything)
+    for op in OPS:
+        flt = EventFilter(path, op, draw(_values_for(op, pool)))
+        out.append(draw(_event_conditions(pools, exact_sums, agg="count", where=(flt,))))
+    for agg in AGGS:
+        for _ in range(2):
+            out.append(draw(_event_conditions(pools, exact_sums, agg=agg)))
+    ages = draw(st.lists(_pick(pools.ages, st.integers(0, MAX_AGE)), min_size=1, max_size=2))
+    for op in AGE_OPS:
+        for years in ages if op not in PRESENCE_OPS else [None]:
+            out.append(AgeCondition(op, years))
+    for category in CATEGORIES:
+        out.append(OfAgeFor(category, draw(st.one_of(st.none(), st.sampled_from(LEVELS)))))
+    pairs = pools.consents or ((draw(st.sampled_from(CHANNELS)), "marketing"),)
+    for channel, purpose in pairs:
+        out.append(ConsentCondition(channel, purpose, "granted"))  # type: ignore[arg-type]
+    for kind in IDENTIFIER_TYPES:
+        out.append(IdentifierCondition(kind, "exists"))
+    return out + [Not(rule) for rule in out]
+
+
+@st.composite
 def segment_rules(draw: st.DrawFn, pools: Pools, *, exact_sums: bool) -> dict[str, Rule]:
     """A rule for each slug in SEGMENT_SLUGS; each may use only the slugs after it,
     so they form no cycle."""
@@ -844,3 +905,22 @@ def _years_before(day: date, years: int) -> date:
         return day.replace(year=day.year - years)
     except ValueError:  # 29 February
         return day.replace(year=day.year - years, day=28)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One differential example: profiles, the segments they may be in, rules."""
+
+    population: Population
+    segments: Mapping[str, Rule]
+    rules: tuple[Rule, ...]  # random rules, and the sweep of every operator
+
+
+@st.composite
+def examples(draw: st.DrawFn, *, exact_sums: bool) -> Example:
+    population = draw(populations(exact_sums=exact_sums))
+    held = pools(population, exact_sums=exact_sums)
+    segments = draw(segment_rules(held, exact_sums=exact_sums))
+    rules = draw(st.lists(db_rules(held, exact_sums=exact_sums), min_size=1, max_size=5))
+    sweep = draw(condition_sweep(held, exact_sums=exact_sums))
+    return Example(population, segments, (*rules, *sweep))

@@ -180,6 +180,29 @@ def test_numbers_compare_exactly_as_written(engine: Engine) -> None:
     assert members(engine, "trait.y = 0", *stored) == {6}
 
 
+def test_whole_floats_beyond_2_53_compare_as_written(engine: Engine) -> None:
+    """2.273050474884671e16 is the decimal 22730504748846710 but the double
+    22730504748846712 (found by the differential test on SQLite, where a stored
+    integer met it)."""
+    stored = (
+        with_trait(1, "n", 22730504748846712),
+        with_trait(2, "n", 2.273050474884671e16),
+        with_trait(3, "n", 22730504748846710),
+        orders(4, (DAY, {"total": 22730504748846712})),
+        orders(5, (DAY, {"total": 2.273050474884671e16})),
+    )
+    # SQLite's JSON column stores a bare 2.273050474884671e16 as the integer
+    # 22730504748846712 (its double); PostgreSQL keeps the decimal as written.
+    stored_as_written = engine.dialect.name == "postgresql"
+    equal = {3} | ({2} if stored_as_written else set())
+    above = {1} | (set() if stored_as_written else {2})
+    assert members(engine, "trait.n = 2.273050474884671e16", *stored) == equal
+    assert members(engine, "trait.n in [2.273050474884671e16, 1]", *stored) == equal
+    assert members(engine, "trait.n > 2.273050474884671e16", *stored) == above
+    assert members(engine, 'max("Order Completed".total) = 2.273050474884671e16', *stored) == {5}
+    assert members(engine, 'max("Order Completed".total) > 2.273050474884671e16', *stored) == {4}
+
+
 DAYS = (
     with_trait(1, "d", "2024-05-01"),
     with_trait(2, "d", "2024-05-01T23:30:00-05:00"),

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Final, assert_never
 
 from sqlalchemy import (
@@ -66,6 +68,7 @@ from guestlist.age import (
 from guestlist.age.names import is_jurisdiction
 from guestlist.segments.evaluate import completed_years
 from guestlist.segments.rules import (
+    SAFE_INTEGER,
     AgeCondition,
     And,
     ConsentCondition,
@@ -124,7 +127,6 @@ class _Compiler:
         self.resolve_segment = resolve_segment
         self.policy = policy
         self.using: list[str] = []  # the in_segment chain being inlined
-        self.legal_ages: dict[str, LatestDobs] = {}
 
     def predicate(self, rule: Rule) -> ColumnElement[bool]:
         match rule:
@@ -220,11 +222,8 @@ class _Compiler:
             else VerificationLevel(rule.level)
         )
         levels = [level.value for level in VerificationLevel if level >= required]
-        if rule.category not in self.legal_ages:
-            self.legal_ages[rule.category] = latest_dobs_of_age(
-                self.policy, rule.category, self.now
-            )
-        of_age = self.legal_ages[rule.category].condition(age_state.c.jurisdiction, age_state.c.dob)
+        latest = latest_dobs_of_age(self.policy, rule.category, self.now)
+        of_age = latest.condition(age_state.c.jurisdiction, age_state.c.dob)
         if of_age is None:
             return false()
         return _exists(
@@ -255,19 +254,19 @@ class _Compiler:
 
         target = _ExactNumber(rule.value)
         if rule.agg == "count":
-            return _ordered(rule.op, per_profile(func.count()), target)
+            return _NumberIs(per_profile(func.count()), rule.op, rule.value)
         assert rule.property is not None
         number = _JsonNumber(_JsonAt(events.c.properties, _steps(rule.property)))
         match rule.agg:
             case "sum":  # 0 over no events
-                return _ordered(rule.op, per_profile(_ExactSum(number)), target)
+                return _NumberIs(per_profile(_ExactSum(number)), rule.op, rule.value)
             case "avg":  # avg op v  ⇔  sum op v·n, with n > 0 (as the evaluator)
                 n = func.count(number)
                 holds = and_(n > 0, _ordered(rule.op, _ExactSum(number), target * n))
             case "min":
-                holds = _ordered(rule.op, func.min(number), target)
+                holds = _NumberIs(func.min(number), rule.op, rule.value)
             case "max":
-                holds = _ordered(rule.op, func.max(number), target)
+                holds = _NumberIs(func.max(number), rule.op, rule.value)
             case _:
                 assert_never(rule.agg)
         # min/max/avg of nothing is NULL: CASE makes "no value" a plain false.
@@ -322,7 +321,7 @@ def _compare(op: Op, value: Value, at: _JsonAt) -> ColumnElement[bool]:
                     _ordered(op, _DatePrefix(text), literal(value, String())),
                 )
             assert isinstance(value, int | float) and not isinstance(value, bool)
-            return and_(_JsonIs(at, "number"), _ordered(op, _JsonNumber(at), _ExactNumber(value)))
+            return and_(_JsonIs(at, "number"), _NumberIs(_JsonNumber(at), op, value))
         case _:
             assert_never(op)
 
@@ -333,7 +332,7 @@ def _equal(value: Value, at: _JsonAt) -> ColumnElement[bool]:
     if isinstance(value, str):
         return and_(_JsonIs(at, "string"), _JsonText(at) == literal(value, String()))
     assert isinstance(value, int | float)
-    return and_(_JsonIs(at, "number"), _JsonNumber(at) == _ExactNumber(value))
+    return and_(_JsonIs(at, "number"), _NumberIs(_JsonNumber(at), "eq", value))
 
 
 def _member(value: Value, at: _JsonAt) -> ColumnElement[bool]:
@@ -341,8 +340,12 @@ def _member(value: Value, at: _JsonAt) -> ColumnElement[bool]:
     if isinstance(value[0], str):
         strings = [literal(v, String()) for v in value if isinstance(v, str)]
         return and_(_JsonIs(at, "string"), _JsonText(at).in_(strings))
-    numbers = [_ExactNumber(v) for v in value if not isinstance(v, str)]
-    return and_(_JsonIs(at, "number"), _JsonNumber(at).in_(numbers))
+    numbers = [v for v in value if not isinstance(v, str)]
+    if any(_NumberIs.by_kind(v) for v in numbers):
+        either = or_(*(_NumberIs(_JsonNumber(at), "eq", v) for v in numbers))
+        return and_(_JsonIs(at, "number"), either)
+    exact = [_ExactNumber(v) for v in numbers]
+    return and_(_JsonIs(at, "number"), _JsonNumber(at).in_(exact))
 
 
 def _ordered(op: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -386,8 +389,8 @@ class LatestDobs:
     date of birth that is of age there today (local date), and which countries' rows
     cover their subdivisions that the table does not name."""
 
-    by_jurisdiction: dict[str, date]
-    by_country_fallback: dict[str, date]
+    by_jurisdiction: Mapping[str, date]
+    by_country_fallback: Mapping[str, date]
     named: frozenset[str]  # every jurisdiction the table names (rows or zones)
 
     def condition(
@@ -411,6 +414,7 @@ class LatestDobs:
         return or_(*parts)
 
 
+@lru_cache(maxsize=256)  # segments are compiled many at a time, at one `now`
 def latest_dobs_of_age(policy: AgePolicy, category: str, now: datetime) -> LatestDobs:
     """Where `category` may be marketed at `now`, the latest date of birth that is of
     age: `guestlist.age.eligibility`'s age test, solved for the date of birth.
@@ -431,7 +435,7 @@ def latest_dobs_of_age(policy: AgePolicy, category: str, now: datetime) -> Lates
         assert rule is not None and rule.minimum_age is not None
         by_jurisdiction[code] = _latest_dob(rule, now.astimezone(policy.zone(code)).date())
     fallback = {code: d for code, d in by_jurisdiction.items() if "-" not in code}
-    return LatestDobs(by_jurisdiction, fallback, named)
+    return LatestDobs(MappingProxyType(by_jurisdiction), MappingProxyType(fallback), named)
 
 
 def _latest_dob(rule: AgeRule, today: date) -> date:
@@ -458,7 +462,7 @@ def _zoned(policy: AgePolicy) -> frozenset[str]:
     return frozenset(code for code in zones if is_jurisdiction(code))
 
 
-def _grouped(latest: dict[str, date]) -> dict[date, list[str]]:
+def _grouped(latest: Mapping[str, date]) -> dict[date, list[str]]:
     out: dict[date, list[str]] = defaultdict(list)
     for code in sorted(latest):
         out[latest[code]].append(code)
@@ -608,6 +612,39 @@ class _ExactNumber(_Sql):
     def __init__(self, value: Number) -> None:
         exact: Decimal = exact_number(value)
         super().__init__(literal(value), literal(exact, Numeric()))
+
+
+_SYMBOLS: Final = {"eq": "=", "ne": "!=", "lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+class _NumberIs(_Sql):
+    """A number (SQL NULL: no value) compared by `op` with a rule's number, exactly
+    as the evaluator compares: with the decimal the rule's number is written as.
+
+    PostgreSQL compares numerics with that decimal. SQLite holds doubles and 64-bit
+    integers. A double compared with a double orders as their shortest decimals do,
+    and a whole number up to 2^53 is the same double and decimal, so binding the
+    rule's own number is exact, except for a whole float beyond 2^53 met by a stored
+    integer: 2.273050474884671e16 is the double 22730504748846712 but the decimal
+    22730504748846710, which a stored 22730504748846712 must not equal. Then integers
+    are compared with that decimal as an integer, doubles with the double."""
+
+    inherit_cache = False
+    name = "number_is"
+
+    def __init__(self, number: ColumnElement[Any], op: str, value: Number) -> None:
+        self.symbol = _SYMBOLS[op]
+        self.split = self.by_kind(value)
+        exact = exact_number(value)
+        parts: list[ColumnElement[Any]] = [number, literal(value), literal(exact, Numeric())]
+        if self.split:
+            parts.append(literal(int(exact)))
+        super().__init__(*parts)
+
+    @staticmethod
+    def by_kind(value: Number) -> bool:
+        """Whether SQLite must compare integers and doubles with `value` apart."""
+        return isinstance(value, float) and value.is_integer() and SAFE_INTEGER < abs(value) < 2**63
 
 
 class _ExactSum(_Sql):
@@ -810,6 +847,26 @@ def _exact_number_sqlite(element: _ExactNumber, compiler: SQLCompiler, **kw: Any
 @compiles(_ExactNumber, "postgresql")
 def _exact_number_pg(element: _ExactNumber, compiler: SQLCompiler, **kw: Any) -> str:
     return f"CAST({_render(compiler, element.parts()[1], **kw)} AS NUMERIC)"
+
+
+@compiles(_NumberIs, "sqlite")
+def _number_is_sqlite(element: _NumberIs, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = element.parts()
+    number, value = (_render(compiler, part, **kw) for part in parts[:2])
+    if not element.split:
+        return f"({number} {element.symbol} {value})"
+    whole = _render(compiler, parts[3], **kw)
+    return (
+        f"(CASE WHEN typeof({number}) = 'integer' THEN {number} {element.symbol} {whole} "
+        f"ELSE {number} {element.symbol} {value} END)"
+    )
+
+
+@compiles(_NumberIs, "postgresql")
+def _number_is_pg(element: _NumberIs, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = element.parts()
+    number, exact = _render(compiler, parts[0], **kw), _render(compiler, parts[2], **kw)
+    return f"({number} {element.symbol} CAST({exact} AS NUMERIC))"
 
 
 @compiles(_ExactSum, "sqlite")
