@@ -19,6 +19,12 @@ from guestlist.store.tables.privacy import (
     suppressions,
 )
 from guestlist.store.tables.profile_data import events, traits
+from guestlist.store.tables.segments import (
+    segment_changes,
+    segment_memberships,
+    segment_rechecks,
+    segments,
+)
 
 __all__ = [
     "age_records",
@@ -38,6 +44,10 @@ __all__ = [
     "profile_merges",
     "profile_scoped_tables",
     "profiles",
+    "segment_changes",
+    "segment_memberships",
+    "segment_rechecks",
+    "segments",
     "sources",
     "suppressions",
     "traits",
