@@ -22,6 +22,7 @@ from guestlist.inbox.parsers import parse_envelope
 from guestlist.inbox.store import InboxEnvelope
 from guestlist.privacy.suppression import screen_batch
 from guestlist.profiles.apply import apply_events, drop_seen
+from guestlist.segments.membership import refresh_profiles
 from guestlist.store.planner_stats import analyze_stale_tables
 from guestlist.store.tables import inbox, sources
 from guestlist.store.types import utcnow
@@ -86,6 +87,8 @@ def process_events(conn: Connection, batch: Sequence[CanonicalEvent]) -> int:
         record_consent(conn, plan_consent(fresh, found), found)
         record_age(conn, plan_age(fresh, found), found)
         apply_events(conn, fresh, found)
+        # Real-time segments: the batch's profiles, after everything above is written.
+        refresh_profiles(conn, {ident.profile_id for ident in found}, reason="event")
     return len(fresh)
 
 

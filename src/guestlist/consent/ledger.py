@@ -29,6 +29,7 @@ from guestlist.canonical import PropertyError
 from guestlist.capture.tracking_parse import parse_timestamp
 from guestlist.identity.merge import merge_step
 from guestlist.identity.normalize import InvalidIdentifier, normalize_email, normalize_phone
+from guestlist.segments.due import mark_due
 from guestlist.store.secrets import identifier_hmac, installation_secret
 from guestlist.store.tables import consent_records, consent_state, consent_texts
 from guestlist.store.types import utcnow
@@ -323,6 +324,7 @@ def append(
         ).scalar_one()
     )
     _update_state(conn, profile_id, row, record_id)
+    mark_due(conn, [profile_id])  # segments that test consent re-evaluate the profile
     audit(
         conn,
         "consent.recorded",
