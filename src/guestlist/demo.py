@@ -15,6 +15,9 @@ from sqlalchemy import Engine, func, select
 from guestlist.inbox.store import accept
 from guestlist.keys import create_key, ensure_source
 from guestlist.pipeline import process_all
+from guestlist.segments.catalog import SegmentInput, create_segment, get_segment
+from guestlist.segments.membership import evaluate_segment
+from guestlist.segments.text import text_to_json
 from guestlist.store.engine import get_engine
 from guestlist.store.tables import profile_merges, profiles
 
@@ -152,6 +155,17 @@ def demo_batches(customers: int, seed: int = 7) -> dict[str, list[dict[str, Any]
     return {"demo-newsletter": news, "demo-sms": sms, "demo-pos": pos, "demo-website": web}
 
 
+DEMO_SEGMENTS = (
+    ("recent-buyers", "Bought in the last 90 days", 'count("Order Completed" within 90d) >= 1'),
+    ("big-spenders", "Spent over $150", 'sum("Order Completed".total) > 150'),
+    (
+        "lapsed-regulars",
+        "Regulars gone quiet",
+        'count("Order Completed") >= 2 and not in_segment("recent-buyers")',
+    ),
+)
+
+
 def _order(rng: random.Random, who: dict[str, Any], channel: str) -> dict[str, Any]:
     items = [rng.choice(PRODUCTS) for _ in range(rng.randrange(1, 4))]
     return {
@@ -192,6 +206,15 @@ def load_demo(
                         idempotency_key=f"demo:{customers}:{i}",
                     )
             process_all(engine)
+    with console.status("evaluating segments…"), engine.begin() as conn:
+        for slug, name, rule in DEMO_SEGMENTS:
+            if get_segment(conn, slug) is None:
+                create_segment(
+                    conn,
+                    SegmentInput(name=name, slug=slug, rule=text_to_json(rule)),
+                    actor="demo",
+                )
+                evaluate_segment(conn, slug)
     with engine.begin() as conn:
         live = conn.scalar(select(func.count()).where(profiles.c.merged_into.is_(None)))
         merges = conn.scalar(select(func.count()).select_from(profile_merges))

@@ -13,8 +13,9 @@ bumps `version` and schedules a full evaluation.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any, Final
 
 from sqlalchemy import Connection, delete, func, select, update
@@ -195,13 +196,34 @@ def _stored_rule(conn: Connection, slug: str) -> Rule | None:
     return None if stored is None else parse_rule(stored)
 
 
-def _checked(conn: Connection, given: SegmentInput) -> tuple[Rule, dict[str, Any]]:
-    if not isinstance(given.slug, str) or not SEGMENT_SLUG.fullmatch(given.slug):
+PREVIEW_SLUG: Final = "~preview"  # cannot be a stored slug, so never in a cycle
+
+
+def _check_slug(slug: Any) -> None:
+    if not isinstance(slug, str) or not SEGMENT_SLUG.fullmatch(slug):
         raise SegmentError(
             "slug", "use lower-case letters, digits, '-' and '_', starting with a letter or digit"
         )
-    if len(given.slug) > MAX_SLUG:
+    if len(slug) > MAX_SLUG:
         raise SegmentError("slug", f"at most {MAX_SLUG} characters")
+
+
+def checked_definition(conn: Connection, given: SegmentInput) -> Segment:
+    """A segment for an unsaved definition (a preview), checked like a stored one."""
+    _, values = _checked(conn, replace(given, slug=PREVIEW_SLUG), preview=True)
+    now = utcnow()
+    return _segment(
+        SimpleNamespace(
+            id=0, version=0, created_at=now, updated_at=now, evaluated_at=None, **values
+        )
+    )
+
+
+def _checked(
+    conn: Connection, given: SegmentInput, *, preview: bool = False
+) -> tuple[Rule, dict[str, Any]]:
+    if not preview:
+        _check_slug(given.slug)
     name = given.name.strip() if isinstance(given.name, str) else ""
     if not name:
         raise SegmentError("name", "a segment needs a name")

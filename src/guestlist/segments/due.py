@@ -11,19 +11,19 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, func
+from sqlalchemy import Connection, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from guestlist.store.tables import segment_rechecks
+from guestlist.store.tables import segment_rechecks, segments
 from guestlist.store.types import utcnow
 
 
 def mark_due(conn: Connection, profile_ids: Iterable[int], at: datetime | None = None) -> None:
     """Make each profile's recheck due at `at` (now) unless it is due sooner already."""
     rows = [{"profile_id": pid, "due_at": at or utcnow()} for pid in sorted(set(profile_ids))]
-    if not rows:
-        return
+    if not rows or conn.scalar(select(segments.c.id).limit(1)) is None:
+        return  # no segment can change
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(segment_rechecks)
     stmt = stmt.on_conflict_do_update(

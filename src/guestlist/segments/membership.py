@@ -104,6 +104,7 @@ class Changes:
 
     entered: list[tuple[int, int]] = field(default_factory=list)
     exited: list[tuple[int, int]] = field(default_factory=list)
+    checked: int = 0  # profiles evaluated
 
     def __len__(self) -> int:
         return len(self.entered) + len(self.exited)
@@ -143,6 +144,7 @@ def refresh_profiles(
         schedule_rechecks(conn, catalog, now, ids, policy=policy)
         out.entered += changes.entered
         out.exited += changes.exited
+        out.checked += len(ids)
     return out
 
 
@@ -192,7 +194,9 @@ def run_due_rechecks(
     if not due:
         return Changes()
     conn.execute(delete(segment_rechecks).where(segment_rechecks.c.profile_id.in_(due)))
-    return refresh_profiles(conn, due, now=now, reason="schedule")
+    done = refresh_profiles(conn, due, now=now, reason="schedule")
+    done.checked = len(due)  # also when there are no segments left to evaluate
+    return done
 
 
 # -- full evaluation in the database --------------------------------------------------------
