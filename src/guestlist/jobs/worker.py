@@ -9,8 +9,9 @@ KeyboardInterrupt); a job interrupted that way is recovered as stale later.
 `guestlist serve` can run one in a thread instead (`start_in_thread`).
 
 While it runs, the worker refreshes the lease (`locked_at`) on the jobs it holds from
-a small heartbeat thread, and now and then requeues jobs whose lease ran out because
-their worker died (`recover_stale`).
+a small heartbeat thread, now and then requeues jobs whose lease ran out because
+their worker died (`recover_stale`), and when it starts and then about once a minute
+enqueues the recurring jobs whose period has begun (`guestlist.jobs.schedule`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from guestlist.jobs.queue import (
     release,
 )
 from guestlist.jobs.registry import UnknownJobKind, get_handler
+from guestlist.jobs.schedule import enqueue_due
 from guestlist.store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -48,6 +50,8 @@ InboxProcessor = Callable[[Engine, int], int]
 
 # Upper bound of the pause after consecutive errors of the loop itself (database down).
 MAX_ERROR_PAUSE_SECONDS = 30.0
+# How often a running worker enqueues recurring jobs whose period has begun.
+SCHEDULE_EVERY = timedelta(minutes=1)
 
 
 def default_worker_id() -> str:
@@ -69,13 +73,15 @@ class Worker:
         job_batch: int = 10,
         kinds: Sequence[str] | None = None,
         stale_after: timedelta = timedelta(minutes=5),
+        schedule_every: timedelta | None = SCHEDULE_EVERY,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         """Set up a worker; nothing runs until `run_once` or `run_forever`.
 
         `job_batch` is how many jobs one claim takes, `kinds` limits the job kinds
         this worker takes (None: all), and a running job whose lease is older than
-        `stale_after` is taken to belong to a dead worker.
+        `stale_after` is taken to belong to a dead worker. `run_forever` enqueues due
+        recurring jobs at start and then every `schedule_every` (None: never).
         """
         self.engine = engine
         self.worker_id = worker_id or default_worker_id()
@@ -85,6 +91,7 @@ class Worker:
         self.job_batch = job_batch
         self.kinds = list(kinds) if kinds is not None else None
         self.stale_after = stale_after
+        self.schedule_every = schedule_every
         self.clock = clock
         self._stop: threading.Event | None = None
         self._log = log.bind(worker_id=self.worker_id)
@@ -158,7 +165,7 @@ class Worker:
         )
         beat.start()
         self._log.info("worker.started")
-        next_recovery = time.monotonic()
+        next_recovery = next_schedule = time.monotonic()
         errors = 0
         try:
             while not stop.is_set():
@@ -166,6 +173,10 @@ class Worker:
                     if time.monotonic() >= next_recovery:
                         recover_stale(self.engine, self.stale_after, now=self.clock())
                         next_recovery = time.monotonic() + lease_interval
+                    if self.schedule_every is not None and time.monotonic() >= next_schedule:
+                        for job in enqueue_due(self.engine, self.clock()):
+                            self._log.info("job.scheduled", kind=job.kind, job_id=job.job_id)
+                        next_schedule = time.monotonic() + self.schedule_every.total_seconds()
                     done = self.run_once()
                     errors = 0
                 except Exception:

@@ -7,10 +7,15 @@ without either having to know the table by name.
 
 from guestlist.store.tables.age_data import age_records, age_state
 from guestlist.store.tables.base import metadata, profile_scoped_tables
-from guestlist.store.tables.consent import consent_records, consent_state, consent_texts
+from guestlist.store.tables.consent import (
+    consent_chain_checkpoints,
+    consent_records,
+    consent_state,
+    consent_texts,
+)
 from guestlist.store.tables.identity import identifiers, profile_merges, profiles
 from guestlist.store.tables.inbox import inbox
-from guestlist.store.tables.jobs import jobs
+from guestlist.store.tables.jobs import job_schedule, jobs
 from guestlist.store.tables.keys import api_keys, sources
 from guestlist.store.tables.privacy import (
     audit_log,
@@ -31,6 +36,7 @@ __all__ = [
     "age_state",
     "api_keys",
     "audit_log",
+    "consent_chain_checkpoints",
     "consent_records",
     "consent_state",
     "consent_texts",
@@ -38,6 +44,7 @@ __all__ = [
     "identifiers",
     "inbox",
     "installation_secrets",
+    "job_schedule",
     "jobs",
     "metadata",
     "profile_links",

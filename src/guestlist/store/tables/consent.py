@@ -76,3 +76,20 @@ consent_state = Table(
     Index(None, "channel", "purpose", "status"),
     info={"profile_scoped": True},
 )
+
+# Where a chain ended when its records were purged after the legal hold (P-3a,
+# guestlist.privacy.legal_hold): whole chains go, so what is left still verifies, and
+# this row keeps the chain's length, its head hash, until when it was held and when it
+# went. Not profile-scoped: it holds no personal data and outlives the evidence.
+consent_chain_checkpoints = Table(
+    "consent_chain_checkpoints",
+    metadata,
+    Column("chain_id", BigId, primary_key=True),
+    Column("profile_id", BigId, nullable=False),  # the erased person's profile
+    Column("last_seq", Integer, nullable=False),
+    Column("head_hash", String(64), nullable=False),  # record_hash of the last record
+    Column("records", Integer, nullable=False),
+    Column("held_until", UtcDateTime, nullable=False),
+    Column("purged_at", UtcDateTime, nullable=False),
+    Index(None, "profile_id"),
+)

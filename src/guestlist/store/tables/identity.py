@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, String, Table, Text
+from sqlalchemy import Column, ForeignKey, Index, String, Table, Text, text
 
 from guestlist.store.tables.base import metadata
 from guestlist.store.types import BigId, Json, UtcDateTime
@@ -16,7 +16,18 @@ profiles = Table(
     Column("merged_into", BigId, nullable=True),
     # Set when the person's data was erased (compliance P-2); the row stays as a tombstone.
     Column("erased_at", UtcDateTime, nullable=True),
+    # Set while the profile has had no activity and no granted consent for the review
+    # period (compliance P-4, guestlist.privacy.retention); cleared when it is active.
+    Column("review_flagged_at", UtcDateTime, nullable=True),
+    Column("review_reason", String(200), nullable=True),
     Index(None, "merged_into"),
+    # Only flagged profiles are in it: the review list pages through them by id.
+    Index(
+        "ix_profiles_review_flagged",
+        "id",
+        sqlite_where=text("review_flagged_at IS NOT NULL"),
+        postgresql_where=text("review_flagged_at IS NOT NULL"),
+    ),
 )
 
 # One row per identifier a profile holds. The same identifier may be held by several

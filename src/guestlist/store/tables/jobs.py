@@ -31,3 +31,14 @@ jobs = Table(
         postgresql_where=text("status IN ('queued', 'running')"),
     ),
 )
+
+# The last period each recurring job kind was enqueued for (guestlist.jobs.schedule).
+# Updating `last_slot` only forwards is what lets several workers schedule the same
+# kind without running it twice in a period, whatever became of the jobs since.
+job_schedule = Table(
+    "job_schedule",
+    metadata,
+    Column("kind", String(80), primary_key=True),
+    Column("last_slot", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
