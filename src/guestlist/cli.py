@@ -71,7 +71,11 @@ def serve(
 @app.command("worker")
 def run_worker() -> None:
     """Process the inbox and run due jobs until stopped (SIGTERM/SIGINT)."""
-    import guestlist.privacy.erase  # noqa: F401  (registers the destination erasure jobs)
+    # Registered on import: the destination erasure jobs, and the daily recurring jobs
+    # privacy.retention and privacy.legal_hold.
+    import guestlist.privacy.erase
+    import guestlist.privacy.legal_hold
+    import guestlist.privacy.retention  # noqa: F401
     from guestlist.jobs.worker import Worker
     from guestlist.pipeline import process_pending
     from guestlist.store.engine import get_engine
@@ -255,11 +259,18 @@ def privacy_verify_ledger() -> None:
     """Check the consent ledger's hash chains (C-2a); exit code 1 when one is broken."""
     from rich.table import Table
 
+    from guestlist.privacy.legal_hold import checkpoint_count
     from guestlist.privacy.report import ledger_check
     from guestlist.store.engine import get_engine, read_connection
 
     with read_connection(get_engine()) as conn:
         result = ledger_check(conn, max_problems=10_000)
+        purged = checkpoint_count(conn)
+    if purged:
+        err.print(
+            f"{purged} chains purged after their legal hold (P-3a); where each ended is "
+            "kept in consent_chain_checkpoints"
+        )
     if result.ok:
         err.print(f"[green]ledger intact[/]: {result.records_checked} records checked")
         return
@@ -270,6 +281,105 @@ def privacy_verify_ledger() -> None:
         table.add_row(str(p.record_id), str(p.chain_id), str(p.seq), p.problem)
     Console().print(table)
     raise typer.Exit(1)
+
+
+@privacy_app.command("purge")
+def privacy_purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would go; change nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text")] = False,
+) -> None:
+    """Run the retention purges now: inbox payloads and review flags (P-4), consent
+    evidence past its legal hold (P-3a). The worker runs them daily."""
+    from guestlist.privacy.legal_hold import purge_expired_evidence
+    from guestlist.privacy.retention import run_retention
+    from guestlist.store.engine import get_engine
+    from guestlist.store.types import utcnow
+
+    settings = get_settings()
+    engine = get_engine()
+    now = utcnow()
+    retention = run_retention(
+        engine,
+        inbox_retention_days=settings.inbox_retention_days,
+        review_days=settings.inactive_profile_review_days,
+        now=now,
+        dry_run=dry_run,
+        actor=CLI_ACTOR,
+    )
+    hold = purge_expired_evidence(
+        engine,
+        hold_days=settings.consent_legal_hold_days,
+        now=now,
+        dry_run=dry_run,
+        actor=CLI_ACTOR,
+    )
+    if as_json:
+        print(json.dumps({**retention.as_dict(), "legal_hold": hold.as_dict()}, indent=2))
+        return
+    would = "would be " if dry_run else ""
+    inbox, review = retention.inbox, retention.review
+    print(
+        f"inbox (kept {inbox.retention_days} days): {inbox.deleted} envelopes {would}deleted, "
+        f"{inbox.emptied} {would}emptied (idempotency key kept)"
+    )
+    print(
+        f"review (inactive {review.review_days} days): {review.flagged} {would}flagged, "
+        f"{review.cleared} {would}cleared, {review.flagged_total} flagged in all"
+    )
+    expiry = "" if hold.next_expiry is None else f"; next expiry {hold.next_expiry.date()}"
+    print(
+        f"legal hold ({hold.hold_days} days): {hold.records} consent records of "
+        f"{hold.profiles} erased people in {hold.chains} chains {would}purged, "
+        f"{hold.still_held} people still held{expiry}"
+    )
+    if dry_run:
+        err.print("dry run: nothing was changed")
+
+
+@privacy_app.command("review")
+def privacy_review(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="How many to list")] = 100,
+    after: Annotated[
+        int | None, typer.Option(help="Continue after this profile id (the last one listed)")
+    ] = None,
+) -> None:
+    """Profiles flagged for review: no activity and no granted consent for the review
+    period (P-4). Flags are refreshed daily and by `guestlist privacy purge`."""
+    from rich.table import Table
+
+    from guestlist.privacy.retention import review_queue
+    from guestlist.store.engine import get_engine, read_connection
+
+    with read_connection(get_engine()) as conn:
+        items = review_queue(
+            conn,
+            review_days=get_settings().inactive_profile_review_days,
+            after_id=after,
+            limit=limit,
+        )
+    if as_json:
+        print(json.dumps([item.as_dict() for item in items], indent=2))
+        return
+    if not items:
+        err.print("no profiles awaiting review")
+        return
+    table = Table(title=f"{len(items)} profiles awaiting review (P-4)")
+    for column in ("profile", "flagged", "last seen", "created", "reason"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(
+            str(item.profile_id),
+            item.flagged_at.date().isoformat(),
+            item.last_seen_at.date().isoformat(),
+            item.created_at.date().isoformat(),
+            item.reason or "",
+        )
+    Console(width=200).print(table)
+    if len(items) == limit:
+        err.print(f"more: --after {items[-1].profile_id}")
 
 
 @report_app.command("compliance")

@@ -33,6 +33,24 @@ class Settings(BaseSettings):
         pattern=r"^[A-Z]{2}(-[A-Z0-9]{1,3})?$",
         description="ISO 3166 code such as US-TX or GB",
     )
+    # Retention (compliance P-4, P-3a; docs/privacy.md, Retention and legal hold).
+    inbox_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="Days a processed raw inbox envelope is kept before its body goes (P-4).",
+    )
+    inactive_profile_review_days: int = Field(
+        default=1095,
+        ge=1,
+        description="Days without activity or granted consent before a profile is "
+        "flagged for review (P-4).",
+    )
+    consent_legal_hold_days: int = Field(
+        default=1461,
+        ge=1,
+        description="Days an erased person's consent evidence is held after the last "
+        "message before it is purged (P-3a; 4 years, the TCPA limitation period).",
+    )
 
 
 @lru_cache(maxsize=1)

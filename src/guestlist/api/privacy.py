@@ -1,7 +1,9 @@
-"""Privacy and compliance endpoints: erasure, export, the audit log, the compliance report.
+"""Privacy and compliance endpoints: erasure, export, the audit log, the compliance report,
+the profiles flagged for review (P-4).
 
 Erasure and export are admin-only and audited with the key that asked (`key:<id>`);
-the compliance report needs a read key. See docs/privacy.md.
+the review list is admin-only; the compliance report needs a read key. See
+docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from guestlist.keys import KeyInfo
 from guestlist.privacy.erase import ProfileAlreadyErased, ProfileNotFound, erase_profile
 from guestlist.privacy.export import export_profile, jsonable
 from guestlist.privacy.report import compliance_report
+from guestlist.privacy.retention import review_queue
+from guestlist.settings import get_settings
 
 router = APIRouter(tags=["privacy"])
 
@@ -119,6 +123,31 @@ def read_audit(
         for r in rows
     ]
     next_cursor = encode_cursor(data[-1]["id"]) if len(data) == limit else None
+    return {"data": data, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/api/privacy/review",
+    summary="Profiles flagged for review: no activity and no granted consent (P-4)",
+    description="Profiles with no event, trait change or consent record and no consent "
+    "granted for `inactive_profile_review_days` (default 1095), by id. Flags are refreshed "
+    "by the daily `privacy.retention` job; a profile active again since is left out. "
+    "Deciding what to do with each (erase it, or keep it) is the shop's.",
+)
+def review(
+    conn: ConnectionDep,
+    _key: AdminKey,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    items = review_queue(
+        conn,
+        review_days=get_settings().inactive_profile_review_days,
+        after_id=decode_cursor(cursor),
+        limit=limit,
+    )
+    data = [item.as_dict() for item in items]
+    next_cursor = encode_cursor(items[-1].profile_id) if len(items) == limit else None
     return {"data": data, "next_cursor": next_cursor}
 
 

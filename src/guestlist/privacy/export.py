@@ -8,7 +8,9 @@ the person, the audit entries naming any of the profiles, and the rows of any ot
 profile-scoped table (so a table added later is exported without being named here).
 
 An erased person's export holds the tombstone, the consent records reduced to their
-hashes and proof (P-3a, marked `"reduced": true`) and the audit entries.
+hashes and proof (P-3a, marked `"reduced": true`, each with `"legal_hold": "held under
+legal hold until DATE"`), `consent.legal_hold` saying until when the evidence is held
+or when it was purged (`privacy.legal_hold`), and the audit entries.
 Every export is recorded in the audit log (`profile.exported`, P-6).
 """
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -25,6 +27,8 @@ from sqlalchemy import Connection, Table, select
 from guestlist.audit import SYSTEM, audit
 from guestlist.consent.ledger import current_consent
 from guestlist.privacy.erase import CONSENT_PERSONAL_COLUMNS, profile_group
+from guestlist.privacy.legal_hold import checkpoints, held_evidence, hold_statement
+from guestlist.settings import get_settings
 from guestlist.store.tables import (
     age_records,
     age_state,
@@ -78,14 +82,24 @@ def _rows(conn: Connection, table: Table, ids: Sequence[int], *order: Any) -> li
     return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def export_profile(conn: Connection, profile_id: int, *, actor: str = SYSTEM) -> dict[str, Any]:
+def export_profile(
+    conn: Connection,
+    profile_id: int,
+    *,
+    actor: str = SYSTEM,
+    legal_hold_days: int | None = None,
+) -> dict[str, Any]:
     """Everything held about the person `profile_id` stands for (JSON-serialisable).
 
     Raises guestlist.privacy.erase.ProfileNotFound for an unknown id. Writes a
-    `profile.exported` audit entry in the caller's transaction.
+    `profile.exported` audit entry in the caller's transaction. `legal_hold_days`
+    (default: the setting) dates the hold of an erased person's evidence (P-3a).
     """
     group = profile_group(conn, profile_id)
     ids = group.ids
+    if legal_hold_days is None:
+        legal_hold_days = get_settings().consent_legal_hold_days
+    legal_hold = _legal_hold(conn, ids, timedelta(days=legal_hold_days))
     names = {int(r.id): r.name for r in conn.execute(select(sources.c.id, sources.c.name))}
 
     def source(source_id: Any) -> str | None:
@@ -105,6 +119,8 @@ def export_profile(conn: Connection, profile_id: int, *, actor: str = SYSTEM) ->
             "first_seen_at": live.first_seen_at,
             "last_seen_at": live.last_seen_at,
             "erased_at": live.erased_at,
+            "review_flagged_at": live.review_flagged_at,
+            "review_reason": live.review_reason,
             "merged_profile_ids": ids[1:],
         },
         "identifiers": [
@@ -146,7 +162,8 @@ def export_profile(conn: Connection, profile_id: int, *, actor: str = SYSTEM) ->
             ).mappings()
         ],
         "consent": {
-            "records": _consent_records(conn, ids, source),
+            "records": _consent_records(conn, ids, source, legal_hold),
+            "legal_hold": legal_hold,
             "state": [
                 {
                     "channel": s.channel,
@@ -216,7 +233,30 @@ def export_profile(conn: Connection, profile_id: int, *, actor: str = SYSTEM) ->
     return result
 
 
-def _consent_records(conn: Connection, ids: Sequence[int], source: Any) -> list[dict[str, Any]]:
+def _legal_hold(conn: Connection, ids: Sequence[int], hold: timedelta) -> dict[str, Any] | None:
+    """P-3a: until when an erased person's evidence is held, or when it was purged."""
+    held = held_evidence(conn, ids, hold)
+    if held:
+        until = max(h.held_until for h in held)
+        return {"status": "held", "held_until": until, "statement": hold_statement(until)}
+    purged = checkpoints(conn, ids)
+    if purged:
+        last = max(c.purged_at for c in purged)
+        return {
+            "status": "purged",
+            "purged_at": last,
+            "statement": f"purged after its legal hold on {last.date().isoformat()}",
+            "chains": [
+                {"chain_id": c.chain_id, "last_seq": c.last_seq, "head_hash": c.head_hash}
+                for c in purged
+            ],
+        }
+    return None
+
+
+def _consent_records(
+    conn: Connection, ids: Sequence[int], source: Any, legal_hold: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     rows = _rows(conn, consent_records, ids, consent_records.c.chain_id, consent_records.c.seq)
     hashes = sorted({r["text_hash"] for r in rows if r["text_hash"]})
     texts = {
@@ -233,7 +273,9 @@ def _consent_records(conn: Connection, ids: Sequence[int], source: Any) -> list[
             "source": source(r["source_id"]),
             "text": texts.get(r["text_hash"]) if r["text_hash"] else None,
             # P-3a: erased, kept as evidence with the hashed identifier and the proof.
-            "reduced": all(r[name] is None for name in CONSENT_PERSONAL_COLUMNS),
+            "reduced": reduced,
+            "legal_hold": legal_hold["statement"] if reduced and legal_hold else None,
         }
         for r in rows
+        for reduced in [all(r[name] is None for name in CONSENT_PERSONAL_COLUMNS)]
     ]
