@@ -1,5 +1,5 @@
 """The guard: may this profile be in an audience, or be sent to, for an age-restricted
-category on a channel? (Compliance A-6 with A-1..A-5, C-3, C-4, C-6, C-7.)
+category on a channel? (Compliance A-6 with A-1..A-5, C-3, C-4, C-6, C-7, P-5.)
 
 One function, `guard(facts, restriction, now)`, with one meaning. It admits a profile
 only if, at `now`:
@@ -11,7 +11,11 @@ only if, at `now`:
 - the level backing its date of birth is at least the restriction's required level;
 - consent for the channel and purpose is currently granted, not expired, for at least
   one identifier the profile holds (C-4: no record is not consent; C-6: consent
-  belongs to the address or number it was given for).
+  belongs to the address or number it was given for);
+- for a sharing destination (`Restriction(..., sharing=True)`: advertising audiences,
+  anything that sells or shares data under the CCPA), it has not opted out of sale and
+  sharing (P-5, `sale_sharing_opted_out`). That is opt-out, not opt-in: no record
+  means not opted out.
 
 Segments call it for every member they would admit (`admitted_profiles`), and sync
 calls it again at send time (defence in depth), whatever the segment's own rule says.
@@ -65,7 +69,12 @@ class Reason(StrEnum):
     CONSENT_DENIED = "consent_denied"
     CONSENT_EXPIRED = "consent_expired"
     CONSENT_PENDING = "consent_pending"
+    # Sharing destinations only (P-5): the person opted out of sale and sharing.
+    SALE_SHARING_OPTED_OUT = "sale_sharing_opted_out"
 
+
+SALE_SHARING: Final = "sale_sharing"
+OPT_OUT_STATUSES: Final = frozenset({"withdrawn", "denied"})
 
 _CONSENT_REASONS: Final = (
     ("withdrawn", Reason.CONSENT_WITHDRAWN),
@@ -81,12 +90,16 @@ class Restriction:
 
     `Restriction("alcohol.spirits", channel="sms")`; `required_level` defaults to the
     category's A-4 level (`age.levels.required_level_for`). Names are validated.
+    `sharing=True` marks an advertising or data-sharing destination (a Facebook custom
+    audience, Google Customer Match): it also refuses whoever opted out of sale and
+    sharing (P-5).
     """
 
     category: str
     required_level: VerificationLevel
     channel: str
     purpose: str
+    sharing: bool
 
     def __init__(
         self,
@@ -95,6 +108,7 @@ class Restriction:
         channel: str,
         purpose: str = "marketing",
         required_level: VerificationLevel | str | None = None,
+        sharing: bool = False,
     ) -> None:
         name = parse_category(category)
         level = (
@@ -110,6 +124,7 @@ class Restriction:
         object.__setattr__(self, "required_level", level)
         object.__setattr__(self, "channel", channel)
         object.__setattr__(self, "purpose", purpose)
+        object.__setattr__(self, "sharing", bool(sharing))
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,7 @@ class ConsentFact:
     identifier: str | None  # the normalised key; None once erased
     status: str  # granted | denied | withdrawn | pending
     expires_at: datetime | None = None
+    event_time: datetime | None = None  # of the record that decided it (C-3)
 
 
 @dataclass(frozen=True)
@@ -162,6 +178,8 @@ def guard(facts: ProfileFacts, restriction: Restriction, now: datetime) -> Guard
     consented, consent_reason = _consent(facts, restriction, now)
     if consent_reason is not None:
         reasons.append(consent_reason)
+    if restriction.sharing and sale_sharing_opted_out(facts, now):
+        reasons.append(Reason.SALE_SHARING_OPTED_OUT)
     return GuardDecision(admitted=not reasons, reasons=reasons, identifiers=consented)
 
 
@@ -221,6 +239,55 @@ def _consent(
     return (), Reason.CONSENT_UNKNOWN  # C-4
 
 
+def _held(facts: ProfileFacts, channel: str, identifier: str | None) -> bool:
+    """Whether consent recorded for `identifier` on `channel` is the profile's (C-6)."""
+    if identifier is None:
+        return False  # erased
+    kind = IDENTIFIER_KIND.get(channel)
+    return kind not in GRAPH_KINDS or (kind, identifier) in facts.identifiers
+
+
+def sale_sharing_opted_out(facts: ProfileFacts, now: datetime | None) -> bool:
+    """Whether the person has opted out of the sale and sharing of their data (P-5).
+
+    CCPA/CPRA sale and sharing is opt-out: with no record the person has not opted out
+    (unlike marketing consent, C-4, where no record is no consent). The right belongs
+    to the person, not to one address, so the question is asked of the profile as a
+    whole, across every channel and identifier of purpose `sale_sharing`:
+
+    - any `withdrawn` or `denied` state opts the profile out, whatever identifier it
+      was recorded for (a browser's Global Privacy Control signal, an SMS STOP, an
+      email unsubscribe, a `Consent Updated`) — even one the profile no longer holds:
+      an opt-out is never discounted;
+    - until a later `granted` state (by event time; at a tie the opt-out wins, C-3)
+      lifts it: one for an identifier the profile holds (C-6), not expired at `now`
+      (C-7; `now=None` ignores expiry). `pending` and expired grants lift nothing.
+    """
+    latest_out: datetime | None = None
+    out = False
+    for fact in facts.consents:
+        if fact.purpose == SALE_SHARING and fact.status in OPT_OUT_STATUSES:
+            out = True
+            if fact.event_time is None:
+                return True  # undated: nothing can be later
+            if latest_out is None or fact.event_time > latest_out:
+                latest_out = fact.event_time
+    if not out:
+        return False
+    assert latest_out is not None
+    for fact in facts.consents:
+        if (
+            fact.purpose == SALE_SHARING
+            and fact.status == "granted"
+            and fact.event_time is not None
+            and fact.event_time > latest_out
+            and (now is None or fact.expires_at is None or fact.expires_at > now)
+            and _held(facts, fact.channel, fact.identifier)
+        ):
+            return False
+    return True
+
+
 # -- loading ----------------------------------------------------------------------------
 
 
@@ -263,10 +330,13 @@ def _load_chunk(conn: Connection, ids: Sequence[int]) -> dict[int, ProfileFacts]
             consent_state.c.identifier,
             consent_state.c.status,
             consent_state.c.expires_at,
+            consent_state.c.event_time,
         ).where(consent_state.c.profile_id.in_(ids))
     ):
         consents.setdefault(int(r.profile_id), []).append(
-            ConsentFact(r.channel, r.purpose, r.identifier, r.status, r.expires_at)
+            ConsentFact(
+                r.channel, r.purpose, r.identifier, r.status, r.expires_at, r.event_time
+            )
         )
     held: dict[int, set[tuple[str, str]]] = {}
     for ident in conn.execute(
