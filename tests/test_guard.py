@@ -1,10 +1,11 @@
-"""The guard (compliance A-6 with A-1..A-5, C-3, C-4, C-6, C-7), on both databases.
+"""The guard (compliance A-6 with A-1..A-5, C-3, C-4, C-6, C-7, P-5), on both databases.
 
 The property test at the end generates event sequences — consent grants and
-withdrawals at any event time, duplicates by messageId, late arrivals, `Age Verified`
-around the thresholds at every level and in several jurisdictions, birthday traits,
-addresses, aliases that merge profiles — processes them through the pipeline in random
-batches, and compares every decision with an oracle written here from the events.
+withdrawals at any event time, sale/sharing statements and Global Privacy Control
+signals, duplicates by messageId, late arrivals, `Age Verified` around the thresholds at
+every level and in several jurisdictions, birthday traits, addresses, aliases that merge
+profiles — processes them through the pipeline in random batches, and compares every
+decision with an oracle written here from the events.
 """
 
 from __future__ import annotations
@@ -240,6 +241,72 @@ def test_now_must_be_timezone_aware() -> None:
 def test_reasons_are_plain_strings() -> None:
     assert Reason.UNDER_AGE == "under_age"
     assert {r.value for r in Reason} >= {"under_age", "insufficient_level", "consent_unknown"}
+    assert Reason.SALE_SHARING_OPTED_OUT == "sale_sharing_opted_out"
+
+
+# --- sharing destinations (P-5) ------------------------------------------------------
+
+SMS_SHARING = Restriction("alcohol", channel="sms", sharing=True)
+T = NOW - timedelta(days=3)
+
+
+def _sharing(status: str, channel: str = "browser", identifier: str = "anonymous_id:a1",
+             at: datetime | None = T, expires: datetime | None = None) -> ConsentFact:
+    return ConsentFact(channel, "sale_sharing", identifier, status, expires, at)
+
+
+def test_a_restriction_is_not_a_sharing_destination_unless_marked() -> None:  # P-5
+    assert SMS_ALCOHOL.sharing is False
+    assert SMS_SHARING.sharing is True and SMS_SHARING.purpose == "marketing"
+
+
+@pytest.mark.parametrize(
+    ("sharing", "refused"),
+    [
+        ((), False),  # CCPA is opt-out: no record is not an opt-out (unlike C-4)
+        ((_sharing("withdrawn"),), True),  # a browser's GPC signal
+        ((_sharing("denied", "email", EMAIL),), True),
+        ((_sharing("withdrawn", "sms", PHONE),), True),  # an SMS STOP
+        ((_sharing("granted", "sms", PHONE),), False),
+        ((_sharing("pending", "sms", PHONE),), False),
+        # An opt-out counts whatever identifier it was recorded for, held or not.
+        ((_sharing("withdrawn", "sms", OTHER_PHONE),), True),
+        ((_sharing("withdrawn", identifier=None),), True),  # erased address: still out
+        # A later grant for a held identifier lifts it (C-3)…
+        ((_sharing("withdrawn"), _sharing("granted", "sms", PHONE, T + timedelta(hours=1))),
+         False),
+        # …not one at the same time (a withdrawal wins a tie), nor an earlier one…
+        ((_sharing("withdrawn"), _sharing("granted", "sms", PHONE, T)), True),
+        ((_sharing("withdrawn"), _sharing("granted", "sms", PHONE, T - timedelta(days=1))),
+         True),
+        # …nor one for a number the profile does not hold (C-6), nor an expired one (C-7),
+        ((_sharing("withdrawn"), _sharing("granted", "sms", OTHER_PHONE, NOW)), True),
+        ((_sharing("withdrawn"), _sharing("granted", "sms", PHONE, NOW - timedelta(days=1),
+                                          NOW)), True),
+        # …nor a pending one; and the latest opt-out is the one to beat.
+        ((_sharing("withdrawn"), _sharing("pending", "sms", PHONE, NOW)), True),
+        ((_sharing("withdrawn"), _sharing("granted", "sms", PHONE, T + timedelta(hours=1)),
+          _sharing("denied", "email", EMAIL, T + timedelta(hours=2))), True),
+        # An undated opt-out: nothing is later.
+        ((_sharing("withdrawn", at=None), _sharing("granted", "sms", PHONE, NOW)), True),
+    ],
+)
+def test_a_sharing_destination_refuses_whoever_opted_out_of_sale_and_sharing(
+    sharing: tuple[ConsentFact, ...], refused: bool
+) -> None:  # P-5
+    f = facts(
+        consents=(ConsentFact("sms", "marketing", PHONE, "granted"), *sharing),
+        identifiers=frozenset({("phone", PHONE), ("email", EMAIL)}),
+    )
+    assert reasons(f, SMS_SHARING) == (["sale_sharing_opted_out"] if refused else [])
+    assert reasons(f) == []  # a destination that does not share never asks
+
+
+def test_the_sale_sharing_reason_comes_last_with_the_others() -> None:  # P-5
+    f = facts(consents=(_sharing("withdrawn"),), level=L.SELF_DECLARED)
+    assert reasons(f, SMS_SHARING) == [
+        "insufficient_level", "consent_unknown", "sale_sharing_opted_out"
+    ]
 
 
 # --- facts from the database ---------------------------------------------------------
@@ -326,6 +393,33 @@ def test_a_merged_away_profile_is_never_admitted(engine: Engine) -> None:
         assert guard(load_facts(conn, [gone])[gone], SMS_ALCOHOL, NOW).reasons[0] == "merged"
 
 
+def test_a_gpc_opt_out_stops_sharing_destinations_at_once_and_nothing_else(
+    engine: Engine,
+) -> None:  # P-5: "within 15 business days at most (guestlist: at once)"
+    batch = [
+        _event("identify", "i1", "ann", traits={"phone": PHONE, "email": EMAIL}),
+        _event("track", "a1", "ann", name="Age Verified",
+               properties={"birthday": "1990-01-18", "level": "id_document", "country": "US",
+                           "region": "US-TX"}),
+        _event("track", "c1", "ann", name="Consent Updated",
+               properties={"channel": "email", "status": "granted", "identifier": EMAIL}),
+    ]
+    with engine.begin() as conn:
+        process_events(conn, batch)
+    ann = _live_profile(engine, "ann")
+    audience = Restriction("alcohol", channel="email", sharing=True)  # custom audience
+    newsletter = Restriction("alcohol", channel="email")  # the shop's own email
+    with engine.connect() as conn:
+        assert admitted_profiles(conn, [ann], audience, NOW) == {ann}
+    with engine.begin() as conn:  # the person browses with GPC on
+        process_events(conn, [_event("page", "p1", "ann", context={"gpc": True})])
+    with engine.connect() as conn:  # read at send time: no job or sync run in between
+        assert admitted_profiles(conn, [ann], newsletter, NOW) == {ann}
+        assert guard(load_facts(conn, [ann])[ann], audience, NOW).reasons == [
+            "sale_sharing_opted_out"
+        ]
+
+
 # === the property test ================================================================
 #
 # Three users, each with a phone and an email of their own; anything may be said about
@@ -378,6 +472,19 @@ RESTRICTIONS = (
       for ch in ("sms", "email")),
     Restriction("alcohol", channel="sms", required_level=L.ID_DOCUMENT),
     Restriction("alcohol", channel="sms", purpose="transactional"),
+    # Sharing destinations (P-5): marketing consent and no opt-out of sale/sharing.
+    Restriction("alcohol", channel="sms", sharing=True),
+    Restriction("alcohol", channel="email", sharing=True),
+    Restriction("tobacco", channel="email", sharing=True),
+)
+# GPC signals on a page call: (context, whether it is one). Only `true` and "1" are.
+GPC_CONTEXTS: tuple[tuple[dict[str, Any], bool], ...] = (
+    ({"gpc": True}, True),
+    ({"globalPrivacyControl": True}, True),
+    ({"gpc": "1"}, True),
+    ({"gpc": False}, False),
+    ({"globalPrivacyControl": "0"}, False),
+    ({"gpc": 1}, False),
 )
 TIE_RANK = {"granted": 0, "pending": 1, "denied": 2, "withdrawn": 3}  # C-3
 
@@ -397,7 +504,7 @@ def _dob() -> st.SearchStrategy[date]:
 class Ev:
     """One generated call; `valid` is the oracle's knowledge of whether it is refused."""
 
-    kind: str  # identify | consent | age | alias
+    kind: str  # identify | consent | age | alias | gpc
     user: str
     minutes: int
     phone: bool = False
@@ -411,6 +518,7 @@ class Ev:
     identifier: str = ""
     level: str = "dob_provided"
     place: int = 0  # index into PLACES
+    signal: int = 0  # index into GPC_CONTEXTS
     other: str = ""  # alias: previousId
     valid: bool = True
     message_id: str = ""
@@ -449,7 +557,17 @@ def _consent() -> st.SearchStrategy[Ev]:
         build, st.sampled_from(USERS), st.integers(0, 30), st.sampled_from(["sms", "email"]),
         st.one_of(st.none(), st.none(), st.none(), st.sampled_from(USERS)),
         st.sampled_from(["granted", "granted", "withdrawn", "withdrawn", "denied", "pending"]),
-        st.sampled_from(["marketing", "marketing", "marketing", "transactional"]),
+        st.sampled_from(["marketing", "marketing", "marketing", "transactional",
+                         "sale_sharing", "sale_sharing"]),
+    )
+
+
+def _gpc() -> st.SearchStrategy[Ev]:
+    return st.builds(
+        lambda user, minutes, signal: Ev("gpc", user, minutes, signal=signal,
+                                         valid=GPC_CONTEXTS[signal][1]),
+        st.sampled_from(USERS), st.integers(0, 30),
+        st.one_of(st.integers(0, 2), st.integers(0, 2), st.integers(0, len(GPC_CONTEXTS) - 1)),
     )
 
 
@@ -478,7 +596,7 @@ def _alias() -> st.SearchStrategy[Ev]:
 def scenarios(draw: st.DrawFn) -> tuple[list[Ev], list[int], datetime, str | None]:
     """(events in processing order, batch sizes, now, default jurisdiction)."""
     kinds = st.one_of(_identify(), _identify(), _consent(), _consent(), _consent(), _age(),
-                      _age(), _alias(), _alias())
+                      _age(), _alias(), _alias(), _gpc())
     drawn = draw(st.lists(kinds, min_size=4, max_size=24))
     # Most users first sign up with their phone and email and often have their age
     # checked and grant SMS consent, so that admissions are common and the random
@@ -560,6 +678,8 @@ def _canonical(ev: Ev) -> CanonicalEvent:
         props |= {k: v for k, v in (("birthday", ev.birthday), ("country", country),
                                     ("region", region)) if v is not None}
         return CanonicalEvent(type="track", name="Age Verified", properties=props, **base)
+    if ev.kind == "gpc":
+        return CanonicalEvent(type="page", context=dict(GPC_CONTEXTS[ev.signal][0]), **base)
     return CanonicalEvent(type="alias", previous_id=ev.other, **base)
 
 
@@ -579,48 +699,85 @@ class Group:
     )
 
 
-def oracle_groups(events: list[Ev]) -> list[Group]:
+def oracle_opted_out(g: Group, now: datetime | None) -> bool:
+    """P-5: a withdrawn or denied sale_sharing state, on any identifier, that no later
+    granted one for a held identifier (not expired at `now`) outdoes."""
+    outs = [t for (_, purpose, _), (t, _, status, _) in g.consent.items()
+            if purpose == "sale_sharing" and status in ("withdrawn", "denied")]
+    if not outs:
+        return False
+    latest = max(outs)
+    return not any(
+        purpose == "sale_sharing" and status == "granted" and t > latest
+        and (now is None or expires is None or expires > now)
+        and (channel == "browser" or identifier in g.held)
+        for (channel, purpose, identifier), (t, _, status, expires) in g.consent.items()
+    )
+
+
+def oracle_groups(events: list[Ev], sizes: list[int]) -> list[Group]:
+    """Each batch as the pipeline runs it: identities, merges and consent statements
+    first, then the batch's Global Privacy Control signals in order, each recorded only
+    when its (final) profile is not opted out already."""
     groups = {u: Group({u}) for u in USERS}
     done: set[str] = set()
+    signals: list[Ev] = []
+    ends = {sum(sizes[: i + 1]) - 1 for i in range(len(sizes))}
     for order, ev in enumerate(events):
-        if ev.message_id in done:
-            continue  # a redelivery: stored once
-        done.add(ev.message_id)
-        g = groups[ev.user]
-        if ev.kind == "alias":
-            other = groups[ev.other]
-            if other is not g:
-                g.users |= other.users
-                g.held |= other.held
-                g.records += other.records
-                if other.address and (g.address is None or other.address[0] > g.address[0]):
-                    g.address = other.address
-                for key, value in other.consent.items():
-                    g.consent[key] = max(g.consent.get(key, value), value, key=lambda v: v[:2])
-                for u in other.users:
-                    groups[u] = g
-        elif ev.kind == "identify":
-            if ev.phone:
-                g.held.add(PHONES[ev.user])
-            if ev.email:
-                g.held.add(EMAILS[ev.user])
-            if ev.address is not None and (g.address is None or ev.at >= g.address[0]):
-                g.address = (ev.at, ev.address)
-            if ev.dob is not None:
-                stated = ADDRESSES[ev.address][1] if ev.address is not None else None
-                g.records.append((L.DOB_PROVIDED.rank, ev.dob, ev.at, order, stated))
-        elif ev.kind == "age" and ev.valid and ev.dob is not None:
-            level = VerificationLevel.parse(ev.level)
-            g.records.append((level.rank, ev.dob, ev.at, order, PLACES[ev.place][2]))
-        elif ev.kind == "consent":
-            expires = ev.at + LIFETIME if ev.status == "granted" and ev.identifier in EXPIRING \
-                else None
-            key = (ev.channel, ev.purpose, ev.identifier)
-            new = (ev.at, TIE_RANK[ev.status], ev.status, expires)
-            if key not in g.consent or new[:2] > g.consent[key][:2]:
-                g.consent[key] = new
+        if ev.message_id not in done:
+            done.add(ev.message_id)
+            if ev.kind == "gpc":
+                if ev.valid:
+                    signals.append(ev)
+            else:
+                _oracle_apply(groups, ev, order)
+        if order in ends:  # the batch's transaction: its signals after everything else
+            for sig in signals:
+                g = groups[sig.user]
+                if not oracle_opted_out(g, None):
+                    key = ("browser", "sale_sharing", f"user_id:{sig.user}")
+                    new = (sig.at, TIE_RANK["withdrawn"], "withdrawn", None)
+                    if key not in g.consent or new[:2] > g.consent[key][:2]:
+                        g.consent[key] = new
+            signals = []
     unique: dict[int, Group] = {id(g): g for g in groups.values()}
     return list(unique.values())
+
+
+def _oracle_apply(groups: dict[str, Group], ev: Ev, order: int) -> None:
+    g = groups[ev.user]
+    if ev.kind == "alias":
+        other = groups[ev.other]
+        if other is not g:
+            g.users |= other.users
+            g.held |= other.held
+            g.records += other.records
+            if other.address and (g.address is None or other.address[0] > g.address[0]):
+                g.address = other.address
+            for key, value in other.consent.items():
+                g.consent[key] = max(g.consent.get(key, value), value, key=lambda v: v[:2])
+            for u in other.users:
+                groups[u] = g
+    elif ev.kind == "identify":
+        if ev.phone:
+            g.held.add(PHONES[ev.user])
+        if ev.email:
+            g.held.add(EMAILS[ev.user])
+        if ev.address is not None and (g.address is None or ev.at >= g.address[0]):
+            g.address = (ev.at, ev.address)
+        if ev.dob is not None:
+            stated = ADDRESSES[ev.address][1] if ev.address is not None else None
+            g.records.append((L.DOB_PROVIDED.rank, ev.dob, ev.at, order, stated))
+    elif ev.kind == "age" and ev.valid and ev.dob is not None:
+        level = VerificationLevel.parse(ev.level)
+        g.records.append((level.rank, ev.dob, ev.at, order, PLACES[ev.place][2]))
+    elif ev.kind == "consent":
+        expires = ev.at + LIFETIME if ev.status == "granted" and ev.identifier in EXPIRING \
+            else None
+        key = (ev.channel, ev.purpose, ev.identifier)
+        new = (ev.at, TIE_RANK[ev.status], ev.status, expires)
+        if key not in g.consent or new[:2] > g.consent[key][:2]:
+            g.consent[key] = new
 
 
 def oracle_jurisdiction(g: Group, default: str | None) -> str | None:
@@ -664,6 +821,8 @@ def oracle_admits(g: Group, r: Restriction, now: datetime, default: str | None) 
         if (channel, purpose) == (r.channel, r.purpose) and identifier in g.held \
                 and status == "granted" and (expires is None or expires > now):
             verdict["consent"] = True
+    if r.sharing:
+        verdict["sale_sharing"] = not oracle_opted_out(g, now)
     return verdict
 
 
@@ -691,12 +850,12 @@ def _set_default(code: str | None) -> None:
 @given(scenario=scenarios())
 def test_no_minor_unverified_or_unconsented_profile_is_ever_admitted(
     engine: Engine, scenario: tuple[list[Ev], list[int], datetime, str | None]
-) -> None:  # A-6, A-2, A-5, C-3, C-4, C-6, C-7
+) -> None:  # A-6, A-2, A-5, C-3, C-4, C-6, C-7, P-5
     events, sizes, now, default = scenario
     wipe(engine)  # a fresh database per example
     _set_default(default)
     _run_scenario(engine, events, sizes)
-    groups = [g for g in oracle_groups(events) if g.users & {ev.user for ev in events}]
+    groups = [g for g in oracle_groups(events, sizes) if g.users & {ev.user for ev in events}]
     with engine.connect() as conn:
         every = [int(pid) for pid in conn.scalars(select(profiles.c.id))]
         facts_by_id = load_facts(conn, every)
@@ -721,6 +880,7 @@ def test_no_minor_unverified_or_unconsented_profile_is_ever_admitted(
                     assert verdict["of_age"], ("minor or unknown age admitted", decision)
                     assert verdict["level"], ("unverified admitted", decision)
                     assert verdict["consent"], ("no consent admitted", decision)
+                    assert verdict.get("sale_sharing", True), ("opted out shared", decision)
                 assert decision.admitted == all(verdict.values()), (restriction, g, decision)
                 if decision.admitted:
                     expected.add(pid)

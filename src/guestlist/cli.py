@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
 from guestlist.runtime import tune_gc
+from guestlist.segments.cli import segments_app
 from guestlist.settings import get_settings
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ privacy_app = typer.Typer(
 app.add_typer(privacy_app, name="privacy")
 report_app = typer.Typer(help="Reports for the shop and its auditors.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
+app.add_typer(segments_app, name="segments")
 err = Console(stderr=True)
 # Who the audit log names for what is done from this command (P-6).
 CLI_ACTOR = "cli"

@@ -7,15 +7,17 @@ worker killed at any moment leaves it pending and the next run redoes it whole; 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import structlog
 from sqlalchemy import Connection, Engine, select, text, update
 
 import guestlist.capture  # noqa: F401  (registers the tracking parsers)
+import guestlist.segments.service  # noqa: F401  (registers the segment jobs)
 from guestlist.age.events import plan_age, record_age
 from guestlist.canonical import CanonicalEvent
 from guestlist.consent.events import plan_consent, record_consent
+from guestlist.consent.gpc import plan_gpc, record_gpc
 from guestlist.identity.graph import BatchResolver
 from guestlist.identity.rules import load_rules
 from guestlist.inbox.parsers import parse_envelope
@@ -76,8 +78,17 @@ def _pending(conn: Connection, limit: int, ids: Sequence[int] | None) -> list[In
     return taken
 
 
-def process_events(conn: Connection, batch: Sequence[CanonicalEvent]) -> int:
-    """Resolve and apply canonical events not seen before; returns how many were new."""
+def process_events(
+    conn: Connection,
+    batch: Sequence[CanonicalEvent],
+    *,
+    request_headers: Mapping[int, Mapping[str, str]] | None = None,
+) -> int:
+    """Resolve and apply canonical events not seen before; returns how many were new.
+
+    `request_headers` are the headers kept with each event's inbox envelope, by inbox
+    id: what only the HTTP request showed (the Global Privacy Control header, P-5).
+    """
     fresh = drop_seen(conn, batch)
     if fresh:
         found = BatchResolver(conn, load_rules()).resolve(fresh)
@@ -85,6 +96,7 @@ def process_events(conn: Connection, batch: Sequence[CanonicalEvent]) -> int:
         # Before the events are written: a statement that cannot be recorded becomes
         # an issue on its event.
         record_consent(conn, plan_consent(fresh, found), found)
+        record_gpc(conn, plan_gpc(fresh, found, request_headers or {}), found)  # P-5
         record_age(conn, plan_age(fresh, found), found)
         apply_events(conn, fresh, found)
         # Real-time segments: the batch's profiles, after everything above is written.
@@ -96,7 +108,7 @@ def _process(conn: Connection, envelopes: Sequence[InboxEnvelope]) -> None:
     batch: list[CanonicalEvent] = []
     for env in envelopes:
         batch.extend(parse_envelope(env))
-    process_events(conn, batch)
+    process_events(conn, batch, request_headers={env.id: env.headers for env in envelopes})
     conn.execute(
         update(inbox)
         .where(inbox.c.id.in_([e.id for e in envelopes]))

@@ -232,3 +232,34 @@ def test_keys_and_conflicts(client: Client) -> None:
     assert call(client, "DELETE", "/api/segments/b")[0] == 204
     assert call(client, "DELETE", "/api/segments/a")[0] == 204
     assert call(client, "GET", "/api/segments/a", key="read")[0] == 404
+
+
+def test_computed_traits_over_http(client: Client) -> None:
+    status, body = call(
+        client,
+        "PUT",
+        "/api/computed-traits/lifetime_spend",
+        json={"name": "lifetime_spend", "definition": 'sum("Order Completed".total)'},
+    )
+    assert status == 200, body
+    assert body["definition"] == {"event": "Order Completed", "agg": "sum", "property": "total"}
+    run_jobs(client[2])
+    status, body = call(
+        client,
+        "POST",
+        "/api/segments/preview",
+        key="read",
+        json={"rule": "trait.lifetime_spend >= 150"},
+    )
+    assert body["count"] == 2
+    status, listed = call(client, "GET", "/api/computed-traits", key="read")
+    assert listed["data"][0]["text"] == 'sum("Order Completed".total)'
+    status, bad = call(
+        client,
+        "PUT",
+        "/api/computed-traits/x",
+        json={"name": "x", "definition": {"event": "Order Completed", "agg": "sum"}},
+    )
+    assert status == 422 and bad["error"]["field"] == "definition/property"
+    assert call(client, "DELETE", "/api/computed-traits/lifetime_spend")[0] == 204
+    assert call(client, "DELETE", "/api/computed-traits/lifetime_spend")[0] == 404

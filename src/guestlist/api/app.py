@@ -23,6 +23,7 @@ import guestlist.consent.events  # noqa: F401  (registers the `Consent Updated` 
 from guestlist.api.consent import router as consent_router
 from guestlist.api.privacy import router as privacy_router
 from guestlist.api.profiles import router as profiles_router
+from guestlist.api.segments import router as segments_router
 from guestlist.capture.tracking import router as tracking_router
 from guestlist.store.engine import get_engine
 
@@ -34,6 +35,7 @@ ROUTERS: list[APIRouter] = [
     profiles_router,
     consent_router,
     privacy_router,
+    segments_router,
 ]
 
 

@@ -22,8 +22,11 @@ from guestlist.segments.catalog import (
     SegmentInput,
     checked_definition,
     create_segment,
+    define_computed,
+    delete_computed,
     delete_segment,
     get_segment,
+    list_computed,
     list_segments,
     update_segment,
 )
@@ -36,6 +39,7 @@ from guestlist.segments.service import (
     member_page,
     members_csv,
     preview,
+    schedule_computation,
     schedule_evaluation,
 )
 from guestlist.segments.text import parse_text
@@ -243,3 +247,50 @@ def explain(
         except SegmentError as exc:
             raise _error(exc) from None
     return out
+
+
+class ComputedBody(BaseModel):
+    name: str = Field(max_length=200, examples=["lifetime_spend"])
+    definition: dict[str, Any] | str = Field(
+        description='JSON, or the text form, e.g. `sum("Order Completed".total)`',
+        examples=['most_frequent("Order Completed".products[].category)'],
+    )
+
+
+@router.get("/api/computed-traits", summary="Computed traits")
+def computed_index(conn: ConnectionDep, _key: ReadKey) -> dict[str, Any]:
+    return {
+        "data": [
+            {"name": t.name, "definition": t.to_json(), "text": t.to_text()}
+            for t in list_computed(conn)
+        ]
+    }
+
+
+@router.put(
+    "/api/computed-traits/{name}",
+    summary="Create or replace a computed trait (recomputed for everyone by a job)",
+)
+def computed_define(
+    engine: EngineDep, key: AdminKey, name: str, body: ComputedBody
+) -> dict[str, Any]:
+    if body.name != name:
+        raise HTTPException(422, {"field": "name", "message": "the body's name must match the URL"})
+    try:
+        with engine.begin() as conn:
+            trait, changed = define_computed(conn, name, body.definition, actor=_actor(key))
+            if changed:
+                schedule_computation(conn)
+    except SegmentError as exc:
+        raise _error(exc) from None
+    return {"name": trait.name, "definition": trait.to_json(), "text": trait.to_text()}
+
+
+@router.delete("/api/computed-traits/{name}", status_code=204, summary="Delete a computed trait")
+def computed_delete(engine: EngineDep, key: AdminKey, name: str) -> None:
+    """Refused (409) while a segment's rule uses the trait."""
+    try:
+        with engine.begin() as conn:
+            delete_computed(conn, name, actor=_actor(key))
+    except SegmentError as exc:
+        raise _error(exc) from None

@@ -376,10 +376,15 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# Kept with the envelope: proof of where a call came from, and `sec-gpc`, the Global
+# Privacy Control signal, which only the HTTP request shows (P-5, consent/gpc.py).
+STORED_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "sec-gpc")
+
+
 def _stored_headers(request: Request) -> dict[str, str]:
     kept = {
         name: value
-        for name in ("content-type", "user-agent", "x-forwarded-for")
+        for name in STORED_HEADERS
         if (value := request.headers.get(name)) is not None
     }
     if request.client is not None:

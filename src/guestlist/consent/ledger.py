@@ -42,6 +42,11 @@ KINDS = ("express", "implied")
 _TIE_RANK = {"granted": 0, "pending": 1, "denied": 2, "withdrawn": 3}
 # C-7: how long implied consent lasts, by what implied it (CASL s. 10(10)).
 IMPLIED_LIFETIME = {"purchase": timedelta(days=2 * 365), "inquiry": timedelta(days=182)}
+# Not a channel anyone is messaged on, so not in CHANNELS (a `Consent Updated` cannot
+# name it): the browser or device an opt-out preference signal came from (P-5, Global
+# Privacy Control). Its identifier is `anonymous_id:<id>` or `user_id:<id>`, the id the
+# signalling client sent; see consent/gpc.py.
+BROWSER = "browser"
 # The identifier kind a channel's consent is given for (C-6).
 IDENTIFIER_KIND = {
     "email": "email",
@@ -50,6 +55,7 @@ IDENTIFIER_KIND = {
     "phone": "phone",
     "postal": "postal",
     "push": "push",
+    BROWSER: "browser",
 }
 SECRET_NAME = "consent-ledger"
 _PERSONAL = ("identifier", "ip", "user_agent", "proof")

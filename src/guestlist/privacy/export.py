@@ -42,6 +42,10 @@ from guestlist.store.tables import (
     profile_merges,
     profile_scoped_tables,
     profiles,
+    segment_changes,
+    segment_memberships,
+    segment_rechecks,
+    segments,
     sources,
     traits,
 )
@@ -59,6 +63,9 @@ _SECTIONS = {
     age_records.name,
     age_state.name,
     profile_links.name,
+    segment_memberships.name,
+    segment_changes.name,
+    segment_rechecks.name,  # scheduling only: nothing about the person
 }
 
 
@@ -109,6 +116,7 @@ def export_profile(
         int(r.id): r for r in conn.execute(select(profiles).where(profiles.c.id.in_(ids)))
     }
     live = tombstones[group.profile_id]
+    slugs = {int(i): slug for i, slug in conn.execute(select(segments.c.id, segments.c.slug))}
     out: dict[str, Any] = {
         "format": FORMAT,
         "exported_at": utcnow(),
@@ -197,6 +205,23 @@ def export_profile(
             }
             for r in _rows(conn, profile_links, ids, profile_links.c.id)
         ],
+        "segments": {
+            "memberships": [
+                {
+                    "segment": slugs.get(r["segment_id"]),
+                    "entered_at": r["entered_at"],
+                    "exited_at": r["exited_at"],
+                }
+                for r in _rows(conn, segment_memberships, ids, segment_memberships.c.id)
+            ],
+            "changes": [
+                {
+                    "segment": slugs.get(r["segment_id"]),
+                    **{k: r[k] for k in ("change", "reason", "at")},
+                }
+                for r in _rows(conn, segment_changes, ids, segment_changes.c.id)
+            ],
+        },
         "other_tables": {
             table.name: _rows(conn, table, ids)
             for table in profile_scoped_tables()

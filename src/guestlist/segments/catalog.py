@@ -25,6 +25,7 @@ from guestlist.age.names import parse_category
 from guestlist.audit import audit
 from guestlist.consent.ledger import CHANNELS, PURPOSES
 from guestlist.guard import Restriction
+from guestlist.segments.computed import ComputedTrait, parse_computed, parse_computed_text
 from guestlist.segments.rules import (
     MAX_NAME_LENGTH,
     SEGMENT_SLUG,
@@ -33,16 +34,20 @@ from guestlist.segments.rules import (
     OfAgeFor,
     Rule,
     RuleError,
+    TraitCondition,
     check_cost,
     check_no_cycles,
     dependencies,
     parse_rule,
     rule_to_json,
+    walk,
 )
 from guestlist.store.tables import (
+    computed_traits,
     segment_changes,
     segment_memberships,
     segments,
+    traits,
 )
 from guestlist.store.types import utcnow
 
@@ -347,3 +352,79 @@ def delete_segment(conn: Connection, slug: str, *, actor: str) -> None:
     conn.execute(delete(segment_memberships).where(segment_memberships.c.segment_id == current.id))
     conn.execute(delete(segments).where(segments.c.id == current.id))
     audit(conn, "segment.delete", actor=actor, detail={"slug": slug, "members": members})
+
+
+# -- computed traits ---------------------------------------------------------------------
+
+
+def list_computed(conn: Connection) -> list[ComputedTrait]:
+    return [
+        parse_computed(name, definition)
+        for name, definition in conn.execute(
+            select(computed_traits.c.name, computed_traits.c.definition).order_by(
+                computed_traits.c.name
+            )
+        )
+    ]
+
+
+def define_computed(
+    conn: Connection, name: str, definition: Any, *, actor: str
+) -> tuple[ComputedTrait, bool]:
+    """Create or replace a computed trait; returns it and whether the definition changed
+    (then every profile's value must be recomputed: `membership.compute_everyone`)."""
+    try:
+        trait = (
+            parse_computed_text(name, definition)
+            if isinstance(definition, str)
+            else parse_computed(name, definition)
+        )
+    except RuleError as exc:
+        field = "name" if exc.path == "/name" else f"definition{exc.path}"
+        raise SegmentError(field, exc.message) from exc
+    stored = conn.execute(
+        select(computed_traits.c.definition, computed_traits.c.version).where(
+            computed_traits.c.name == name
+        )
+    ).first()
+    now = utcnow()
+    data = trait.to_json()
+    if stored is None:
+        conn.execute(
+            computed_traits.insert().values(
+                name=name, definition=data, version=1, created_at=now, updated_at=now
+            )
+        )
+        changed = True
+    else:
+        changed = stored.definition != data
+        conn.execute(
+            update(computed_traits)
+            .where(computed_traits.c.name == name)
+            .values(
+                definition=data,
+                version=stored.version + (1 if changed else 0),
+                updated_at=now,
+                **({"computed_at": None} if changed else {}),
+            )
+        )
+    audit(conn, "computed_trait.define", actor=actor, detail={"name": name, "definition": data})
+    return trait, changed
+
+
+def delete_computed(conn: Connection, name: str, *, actor: str) -> None:
+    """Delete a computed trait and its values; refused while a segment's rule uses it."""
+    if conn.scalar(select(computed_traits.c.name).where(computed_traits.c.name == name)) is None:
+        raise SegmentError("name", f"no computed trait {name!r}", status=404)
+    users = sorted(
+        s.slug
+        for s in list_segments(conn)
+        if any(isinstance(node, TraitCondition) and node.trait == name for _, node in walk(s.rule))
+    )
+    if users:
+        raise SegmentError(
+            "name", f"computed trait {name!r} is used by {', '.join(users)}", status=409
+        )
+    conn.execute(delete(traits).where(traits.c.name == name, traits.c.source_id.is_(None)))
+    conn.execute(delete(computed_traits).where(computed_traits.c.name == name))
+    audit(conn, "computed_trait.delete", actor=actor, detail={"name": name})

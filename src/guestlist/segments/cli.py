@@ -246,3 +246,51 @@ def _segment(conn: Any, slug: str) -> Any:
     from guestlist.segments.catalog import get_segment
 
     return get_segment(conn, slug) or _fail(f"no segment {slug!r}", 1)
+
+
+computed_app = typer.Typer(help="Computed traits: aggregates over events.", no_args_is_help=True)
+segments_app.add_typer(computed_app, name="computed")
+
+
+@computed_app.command("add")
+def computed_add(
+    name: Annotated[str, typer.Argument(help="snake_case trait name, e.g. lifetime_spend")],
+    definition: Annotated[str, typer.Argument(help="e.g. 'sum(\"Order Completed\".total)'")],
+) -> None:
+    """Create or replace a computed trait and compute it for everyone now."""
+    from guestlist.segments.catalog import SegmentError, define_computed
+    from guestlist.segments.membership import compute_everyone
+    from guestlist.store.engine import get_engine
+
+    try:
+        with get_engine().begin() as conn:
+            trait, changed = define_computed(conn, name, definition, actor=CLI_ACTOR)
+            profiles = compute_everyone(conn) if changed else 0
+    except SegmentError as exc:
+        _fail(str(exc), 1)
+    err.print(f"[green]{name}[/] = {trait.to_text()}  ({profiles} profiles computed)")
+    _print({"name": name, "definition": trait.to_json()})
+
+
+@computed_app.command("list")
+def computed_list() -> None:
+    """Every computed trait, as JSON."""
+    from guestlist.segments.catalog import list_computed
+    from guestlist.store.engine import get_engine
+
+    with get_engine().connect() as conn:
+        _print([{"name": t.name, "text": t.to_text()} for t in list_computed(conn)])
+
+
+@computed_app.command("remove")
+def computed_remove(name: str) -> None:
+    """Delete a computed trait and its values (refused while a segment uses it)."""
+    from guestlist.segments.catalog import SegmentError, delete_computed
+    from guestlist.store.engine import get_engine
+
+    try:
+        with get_engine().begin() as conn:
+            delete_computed(conn, name, actor=CLI_ACTOR)
+    except SegmentError as exc:
+        _fail(str(exc), 1)
+    err.print(f"removed {name}")

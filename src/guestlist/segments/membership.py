@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Final
 
@@ -33,9 +33,10 @@ from sqlalchemy import ColumnElement, Connection, Select, delete, func, select, 
 from guestlist.age.policy import AgePolicy, UnknownJurisdictionError, default_policy
 from guestlist.guard import guard, load_facts
 from guestlist.identity.merge import merge_step
-from guestlist.segments.catalog import Segment, evaluation_order, list_segments
+from guestlist.segments.catalog import Segment, evaluation_order, list_computed, list_segments
 from guestlist.segments.compile import compile_rule
-from guestlist.segments.evaluate import evaluate
+from guestlist.segments.computed import ComputedTrait
+from guestlist.segments.evaluate import ProfileView, evaluate
 from guestlist.segments.profile_view import load_profile_views
 from guestlist.segments.rules import (
     AgeCondition,
@@ -45,14 +46,18 @@ from guestlist.segments.rules import (
     dependencies,
     walk,
 )
+from guestlist.store.bulk import bulk_upsert_newer
 from guestlist.store.tables import (
     age_state,
+    computed_traits,
     consent_state,
     events,
+    profiles,
     segment_changes,
     segment_memberships,
     segment_rechecks,
     segments,
+    traits,
 )
 from guestlist.store.types import utcnow
 
@@ -66,15 +71,22 @@ class Catalog:
 
     ordered: list[Segment]
     event_names: frozenset[str]
-    windows: frozenset[tuple[str, int]]  # (event, within_days) pairs the rules use
+    windows: frozenset[tuple[str, int]]  # (event, within_days) pairs rules and traits use
     uses_age: bool
     uses_consent: bool
+    computed: tuple[ComputedTrait, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.ordered and not self.computed
 
     @classmethod
-    def of(cls, stored: Sequence[Segment]) -> Catalog:
+    def of(cls, stored: Sequence[Segment], computed: Sequence[ComputedTrait] = ()) -> Catalog:
         ordered = evaluation_order(stored)
-        names: set[str] = set()
-        windows: set[tuple[str, int]] = set()
+        names: set[str] = {c.event for c in computed}
+        windows: set[tuple[str, int]] = {
+            (c.event, c.within_days) for c in computed if c.within_days is not None
+        }
         uses_age = uses_consent = False
         for segment in ordered:
             if segment.restriction is not None:
@@ -91,11 +103,13 @@ class Catalog:
                         uses_consent = True
                     case _:
                         pass
-        return cls(ordered, frozenset(names), frozenset(windows), uses_age, uses_consent)
+        return cls(
+            ordered, frozenset(names), frozenset(windows), uses_age, uses_consent, tuple(computed)
+        )
 
 
 def load_catalog(conn: Connection) -> Catalog:
-    return Catalog.of(list_segments(conn))
+    return Catalog.of(list_segments(conn), list_computed(conn))
 
 
 @dataclass
@@ -127,7 +141,7 @@ def refresh_profiles(
     recheck."""
     catalog = catalog or load_catalog(conn)
     out = Changes()
-    if not catalog.ordered:
+    if catalog.empty:
         return out
     now = now or utcnow()
     policy = policy or default_policy()
@@ -153,6 +167,8 @@ def _decide(
 ) -> set[tuple[int, int]]:
     """(segment id, profile id) for every segment each live profile in `ids` is in."""
     views = load_profile_views(conn, ids, now=now, policy=policy, event_names=catalog.event_names)
+    if catalog.computed:
+        views = _with_computed(conn, catalog.computed, views, now)
     restricted = any(s.restriction is not None for s in catalog.ordered)
     facts = load_facts(conn, views) if restricted and views else {}
     decided: set[tuple[int, int]] = set()
@@ -167,6 +183,66 @@ def _decide(
                 member.add(segment.slug)
                 decided.add((segment.id, pid))
     return decided
+
+
+def _with_computed(
+    conn: Connection,
+    computed: Sequence[ComputedTrait],
+    views: dict[int, ProfileView],
+    now: datetime,
+) -> dict[int, ProfileView]:
+    """Recompute the computed traits of `views`, store those that changed, and return
+    the views with the new values (rules then see them)."""
+    changed: list[dict[str, Any]] = []
+    cleared: list[tuple[int, str]] = []
+    out: dict[int, ProfileView] = {}
+    for pid, view in views.items():
+        values = dict(view.traits)
+        for trait in computed:
+            value = trait.compute(view.events, now)
+            if value == values.get(trait.name) and (value is None) == (trait.name not in values):
+                continue
+            if value is None:
+                values.pop(trait.name, None)
+                cleared.append((pid, trait.name))
+            else:
+                values[trait.name] = value
+                changed.append(
+                    {
+                        "profile_id": pid,
+                        "name": trait.name,
+                        "value": value,
+                        "source_id": None,
+                        "event_time": now,
+                        "updated_at": now,
+                    }
+                )
+        out[pid] = replace(view, traits=values) if values != view.traits else view
+    if changed:
+        bulk_upsert_newer(
+            conn, traits, changed, key=("profile_id", "name"), time_column="event_time"
+        )
+    for pid, name in cleared:
+        conn.execute(delete(traits).where(traits.c.profile_id == pid, traits.c.name == name))
+    return out
+
+
+def compute_everyone(conn: Connection, *, now: datetime | None = None) -> int:
+    """Recompute every computed trait (and so every membership) for all live profiles
+    (after a definition changes); returns how many profiles were evaluated."""
+    now = now or utcnow()
+    catalog = load_catalog(conn)
+    ids = [
+        int(p)
+        for p in conn.scalars(
+            select(profiles.c.id).where(
+                profiles.c.merged_into.is_(None), profiles.c.erased_at.is_(None)
+            )
+        )
+    ]
+    refresh_profiles(conn, ids, now=now, reason="rule", catalog=catalog)
+    conn.execute(update(computed_traits).values(computed_at=now))
+    return len(ids)
 
 
 def _current(conn: Connection, ids: Sequence[int]) -> set[tuple[int, int]]:

@@ -20,6 +20,7 @@ from guestlist.jobs.registry import job_handler
 from guestlist.segments.catalog import Segment, SegmentError, list_segments
 from guestlist.segments.evaluate import explain
 from guestlist.segments.membership import (
+    compute_everyone,
     evaluate_segment,
     members_query,
     run_due_rechecks,
@@ -34,6 +35,7 @@ from guestlist.store.types import utcnow
 
 EVALUATE: Final = "segments.evaluate"
 RECHECK: Final = "segments.recheck"
+COMPUTE: Final = "segments.compute_traits"
 SAMPLE: Final = 20
 
 
@@ -54,6 +56,17 @@ def _evaluate_job(engine: Engine, args: dict[str, Any]) -> None:
             evaluate_segment(conn, str(args["slug"]))
         except KeyError:
             return  # deleted since it was queued: nothing to evaluate
+
+
+def schedule_computation(conn: Connection) -> int | None:
+    """Queue a recomputation of every computed trait for every profile."""
+    return enqueue(conn, COMPUTE, {}, unique_key=COMPUTE)
+
+
+@job_handler(COMPUTE)
+def _compute_job(engine: Engine, args: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        compute_everyone(conn)
 
 
 @job_handler(RECHECK)

@@ -25,6 +25,7 @@ from guestlist.store.tables.privacy import (
 )
 from guestlist.store.tables.profile_data import events, traits
 from guestlist.store.tables.segments import (
+    computed_traits,
     segment_changes,
     segment_memberships,
     segment_rechecks,
@@ -36,6 +37,7 @@ __all__ = [
     "age_state",
     "api_keys",
     "audit_log",
+    "computed_traits",
     "consent_chain_checkpoints",
     "consent_records",
     "consent_state",

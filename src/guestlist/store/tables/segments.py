@@ -73,3 +73,15 @@ segment_rechecks = Table(
     Index(None, "due_at"),
     info={"profile_scoped": True},
 )
+
+# Computed traits (segments.computed): name and definition; the values are traits.
+computed_traits = Table(
+    "computed_traits",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("definition", Json, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("computed_at", UtcDateTime, nullable=True),  # last computed for everyone
+)
