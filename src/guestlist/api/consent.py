@@ -6,8 +6,12 @@
 - `POST /api/consent/double-opt-in` (admin key): a `pending` email record and the
   confirmation URL to mail (C-8).
 - `GET /api/profiles/{id}/list-unsubscribe` (read key): the RFC 8058 headers (E-2).
+- `GET /api/profiles/{id}/consent` (read key): the current consent, whether the person
+  opted out of sale and sharing, and when each consent may be asked for again;
+  `GET /api/profiles/{id}/consent/may-ask` answers that for one purpose (P-5).
 - `GET|POST /c/{token}`, `GET|POST /u/{token}`: the pages behind the links, for the
-  person, without login. A GET only shows a button; only a POST acts.
+  person, without login. A GET only shows a button; only a POST acts. A confirmation
+  POST sent with `Sec-GPC: 1` also opts the address out of sale and sharing (P-5).
 
 Keys: the two POSTs under `/api/consent` take an admin key, not a write key. Write keys
 ship inside websites and apps: with one, anyone could read a confirmation URL straight
@@ -16,22 +20,25 @@ from the response and confirm any address, or send START/STOP for any number.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine
 
 from guestlist.api.deps import AdminKey, ConnectionDep, EngineDep, ReadKey
+from guestlist.consent.ask import AskDecision, ask_decision
 from guestlist.consent.double_opt_in import (
     CONFIRM_PREFIX,
     confirm,
     read_confirmation,
     start_double_opt_in,
 )
+from guestlist.consent.gpc import form_statement, header_signal, record_signal
 from guestlist.consent.inbound import apply_inbound_text
-from guestlist.consent.ledger import ConsentError
+from guestlist.consent.ledger import CHANNELS, PURPOSES, ConsentError, current_consent
 from guestlist.consent.links import LINKS_SECRET, AddressError, LinkRefused, links_key
 from guestlist.consent.optout import existing_secret
 from guestlist.consent.pages import PAGE_HEADERS, render
@@ -42,6 +49,7 @@ from guestlist.consent.unsubscribe import (
     read_unsubscribe,
     unsubscribe,
 )
+from guestlist.guard import load_facts, sale_sharing_opted_out
 from guestlist.settings import get_settings
 from guestlist.store.engine import read_connection
 from guestlist.store.types import utcnow
@@ -194,6 +202,108 @@ def list_unsubscribe_headers(
         raise _bad(exc.status, exc.field, exc.message) from None
 
 
+# --- current consent, and when to ask again (P-5) -------------------------------------
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def _ask(decision: AskDecision) -> dict[str, Any]:
+    return {
+        "purpose": decision.purpose,
+        "channel": decision.channel,
+        "may_ask": decision.may_ask,
+        "last_opt_out": _iso(decision.last_opt_out),
+        "may_ask_after": _iso(decision.may_ask_after),
+    }
+
+
+def _live_or_redirect(conn: ConnectionDep, request: Request, profile_id: int) -> int | Response:
+    facts = load_facts(conn, [profile_id])[profile_id]
+    if not facts.exists:
+        raise _bad(404, "profile_id", "no such profile")
+    if facts.merged_into is not None:
+        # The person lives on in the survivor; old ids keep working.
+        path = request.url.path.replace(f"/{profile_id}/", f"/{facts.merged_into}/", 1)
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(path + query, 308)
+    return profile_id
+
+
+@router.get(
+    "/api/profiles/{profile_id}/consent",
+    summary="A profile's consent: current state, sale/sharing opt-out, when to ask again",
+)
+def profile_consent(
+    conn: ConnectionDep, _key: ReadKey, request: Request, profile_id: int
+) -> Any:
+    live = _live_or_redirect(conn, request, profile_id)
+    if isinstance(live, Response):
+        return live
+    now = utcnow()
+    facts = load_facts(conn, [live])[live]
+    asked: dict[tuple[str, str | None], AskDecision] = {}
+
+    def ask(purpose: str, channel: str | None) -> AskDecision:
+        scope = (purpose, None if purpose == "sale_sharing" else channel)
+        if scope not in asked:
+            asked[scope] = ask_decision(conn, live, purpose, now, scope[1])
+        return asked[scope]
+
+    consent = [
+        {
+            "channel": s.channel,
+            "purpose": s.purpose,
+            "identifier": s.identifier,
+            "status": s.status,
+            "kind": s.kind,
+            "event_time": _iso(s.event_time),
+            "expires_at": _iso(s.expires_at),
+            "record_id": s.record_id,
+            "may_ask_after": _iso(
+                ask(s.purpose, s.channel if s.channel in CHANNELS else None).may_ask_after
+            ),
+        }
+        for s in current_consent(conn, live, now=now)
+    ]
+    sharing = ask("sale_sharing", None)
+    return {
+        "profile_id": live,
+        "consent": consent,
+        "sale_sharing": {
+            "opted_out": sale_sharing_opted_out(facts, now),
+            "may_ask": sharing.may_ask,
+            "last_opt_out": _iso(sharing.last_opt_out),
+            "may_ask_after": _iso(sharing.may_ask_after),
+        },
+    }
+
+
+@router.get(
+    "/api/profiles/{profile_id}/consent/may-ask",
+    summary="May a consent prompt for this purpose be shown to the profile now?",
+)
+def profile_may_ask(
+    conn: ConnectionDep,
+    _key: ReadKey,
+    request: Request,
+    profile_id: int,
+    purpose: Annotated[str, Query(description=", ".join(PURPOSES))] = "sale_sharing",
+    channel: Annotated[
+        str | None, Query(description="Scope a marketing prompt to one channel")
+    ] = None,
+) -> Any:
+    if purpose not in PURPOSES:
+        raise _bad(400, "purpose", f"one of {', '.join(PURPOSES)}")
+    if channel is not None and channel not in CHANNELS:
+        raise _bad(400, "channel", f"one of {', '.join(CHANNELS)}")
+    live = _live_or_redirect(conn, request, profile_id)
+    if isinstance(live, Response):
+        return live
+    return {"profile_id": live, **_ask(ask_decision(conn, live, purpose, utcnow(), channel))}
+
+
 # --- the pages behind the links -------------------------------------------------------
 
 
@@ -266,6 +376,20 @@ def confirmation_click(engine: EngineDep, request: Request, token: str) -> Respo
     try:
         with engine.begin() as conn:
             found = confirm(conn, token, ip=ip, user_agent=user_agent)
+            if header_signal(request.headers):  # P-5: GPC on a form submission
+                record_signal(
+                    conn,
+                    found.profile_id,
+                    form_statement(
+                        channel=found.token.channel,
+                        identifier=found.token.identifier,
+                        at=utcnow(),
+                        form="double-opt-in confirmation",
+                        message_id=found.token.nonce,
+                        ip=ip,
+                        user_agent=user_agent,
+                    ),
+                )
     except LinkRefused as exc:
         return _refused(request, exc)
     data = {
