@@ -371,3 +371,56 @@ def test_bad_segments_are_refused_with_the_field_named(engine: Engine) -> None:
         delete_segment(conn, "uses-base", actor="test")
         delete_segment(conn, "base", actor="test")
         assert get_segment(conn, "base") is None
+
+
+def test_the_worker_runs_due_rechecks_every_minute(engine: Engine) -> None:
+    """The recurring `segments.recheck` job: a consent withdrawal outside the pipeline
+    takes the profile out of a consent segment without anyone asking."""
+    import time
+
+    from guestlist.jobs.worker import Worker
+    from guestlist.pipeline import process_pending
+    from guestlist.segments.service import RECHECK
+
+    now = utcnow()
+    send(engine, identify("ann", now - timedelta(days=1), email="ann@example.com"))
+    ann = profile(engine, "ann")
+    with engine.begin() as conn:
+        append(
+            conn,
+            ann,
+            ConsentStatement(
+                channel="email",
+                purpose="marketing",
+                status="granted",
+                kind="express",
+                identifier="ann@example.com",
+                event_time=now - timedelta(hours=1),
+            ),
+        )
+    seg = make(engine, "emailable", "consent.email is granted")
+    assert members(engine, seg) == {ann}
+    with engine.begin() as conn:
+        append(
+            conn,
+            ann,
+            ConsentStatement(
+                channel="email",
+                purpose="marketing",
+                status="withdrawn",
+                kind="express",
+                identifier="ann@example.com",
+                event_time=now,
+            ),
+        )
+    thread, stop = Worker(
+        engine, process_inbox=process_pending, kinds=[RECHECK], poll_seconds=0.01
+    ).start_in_thread()
+    try:
+        deadline = time.monotonic() + 10
+        while members(engine, seg) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        thread.join(10)
+    assert members(engine, seg) == set()

@@ -8,7 +8,7 @@ import csv
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, func, select
@@ -17,6 +17,7 @@ from guestlist.age.policy import default_policy
 from guestlist.guard import guard, load_facts
 from guestlist.jobs.queue import enqueue
 from guestlist.jobs.registry import job_handler
+from guestlist.jobs.schedule import recurring
 from guestlist.segments.catalog import Segment, SegmentError, list_segments
 from guestlist.segments.evaluate import explain
 from guestlist.segments.membership import (
@@ -69,6 +70,7 @@ def _compute_job(engine: Engine, args: dict[str, Any]) -> None:
         compute_everyone(conn)
 
 
+@recurring(RECHECK, every=timedelta(minutes=1))  # the worker asks about once a minute
 @job_handler(RECHECK)
 def _recheck_job(engine: Engine, args: dict[str, Any]) -> None:
     while True:
