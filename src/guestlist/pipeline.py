@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 import structlog
 from sqlalchemy import Connection, Engine, select, text, update
 
-import guestlist.capture  # noqa: F401  (registers the tracking parsers)
-import guestlist.segments.service  # noqa: F401  (registers the segment jobs)
+# Imported for what they register: the tracking parsers, the segment jobs.
+import guestlist.capture
+import guestlist.segments.service  # noqa: F401
 from guestlist.age.events import plan_age, record_age
 from guestlist.canonical import CanonicalEvent
 from guestlist.consent.events import plan_consent, record_consent
