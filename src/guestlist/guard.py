@@ -1,5 +1,6 @@
 """The guard: may this profile be in an audience, or be sent to, for an age-restricted
-category on a channel? (Compliance A-6 with A-1..A-5, C-3, C-4, C-6, C-7, P-5.)
+category on a channel? (Compliance A-6 with A-1..A-5, C-3, C-4, C-6, C-7, E-3, SMS-6a,
+P-5.)
 
 One function, `guard(facts, restriction, now)`, with one meaning. It admits a profile
 only if, at `now`:
@@ -11,7 +12,10 @@ only if, at `now`:
 - the level backing its date of birth is at least the restriction's required level;
 - consent for the channel and purpose is currently granted, not expired, for at least
   one identifier the profile holds (C-4: no record is not consent; C-6: consent
-  belongs to the address or number it was given for);
+  belongs to the address or number it was given for); an implied marketing grant for
+  an EU/UK recipient counts only on the soft opt-in (E-3); and on SMS the grant was
+  age-gated (SMS-6a): an age check of at least `SMS_AGE_GATE_LEVEL` that the person
+  passed for the category came first;
 - for a sharing destination (`Restriction(..., sharing=True)`: advertising audiences,
   anything that sells or shares data under the CCPA), it has not opted out of sale and
   sharing (P-5, `sale_sharing_opted_out`). That is opt-out, not opt-in: no record
@@ -32,18 +36,37 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Final
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from guestlist.age.compute import EligibilityStatus, eligibility
 from guestlist.age.levels import VerificationLevel, required_level_for
 from guestlist.age.names import parse_category
-from guestlist.consent.ledger import CHANNELS, IDENTIFIER_KIND, PURPOSES
-from guestlist.store.tables import age_state, consent_state, identifiers, profiles
+from guestlist.consent.eu_uk import implied_without_basis
+from guestlist.consent.ledger import AGE_GATE, CHANNELS, IDENTIFIER_KIND, PURPOSES
+from guestlist.store.tables import (
+    age_records,
+    age_state,
+    consent_records,
+    consent_state,
+    identifiers,
+    profiles,
+)
 
 CHUNK: Final = 5000  # bound on IN (...) lists
 # Identifier kinds the identity graph holds. Consent for other channels' identifiers
 # (a postal address, a push token) is held by the consent record itself.
 GRAPH_KINDS: Final = frozenset({"email", "phone"})
+# SMS-6a: channels whose grants must have been age-gated for a restricted category.
+# Carriers vet an SMS programme's opt-in (Twilio rejects an alcohol campaign without a
+# 21+ age gate, error 30956), so SMS consent that no age check gated is not consent a
+# SHAFT programme can use. WhatsApp is not here: Meta reviews no opt-in flow, and its
+# age rule (no regulated-goods messages to minors) is the guard's own age check; its
+# grants are still recorded with their age check (consent.ledger.AGE_GATE_CHANNELS).
+AGE_GATED_CHANNELS: Final = frozenset({"sms"})
+# The weakest check that counts as an SMS age gate: a date of birth typed by the person
+# (the minimum for SMS age gates; a bare "I am 21+" checkbox is not one, and Twilio
+# warns even a birth-date field may not be enough, so a shop may raise it).
+SMS_AGE_GATE_LEVEL: Final = VerificationLevel.DOB_PROVIDED
 
 
 class Reason(StrEnum):
@@ -69,6 +92,10 @@ class Reason(StrEnum):
     CONSENT_DENIED = "consent_denied"
     CONSENT_EXPIRED = "consent_expired"
     CONSENT_PENDING = "consent_pending"
+    # The grant is there but does not count: implied consent for an EU/UK recipient
+    # without the soft opt-in (E-3); SMS consent no age check gated (SMS-6a).
+    IMPLIED_CONSENT_WITHOUT_BASIS = "implied_consent_without_basis"
+    SMS_CONSENT_NOT_AGE_GATED = "sms_consent_not_age_gated"
     # Sharing destinations only (P-5): the person opted out of sale and sharing.
     SALE_SHARING_OPTED_OUT = "sale_sharing_opted_out"
 
@@ -76,7 +103,13 @@ class Reason(StrEnum):
 SALE_SHARING: Final = "sale_sharing"
 OPT_OUT_STATUSES: Final = frozenset({"withdrawn", "denied"})
 
+# Statuses the guard gives a grant that does not count (never stored).
+_WITHOUT_BASIS: Final = "without_basis"
+_NOT_AGE_GATED: Final = "not_age_gated"
 _CONSENT_REASONS: Final = (
+    # A grant that is there but does not count says the most: it is what to fix.
+    (_WITHOUT_BASIS, Reason.IMPLIED_CONSENT_WITHOUT_BASIS),
+    (_NOT_AGE_GATED, Reason.SMS_CONSENT_NOT_AGE_GATED),
     ("withdrawn", Reason.CONSENT_WITHDRAWN),
     ("denied", Reason.CONSENT_DENIED),
     ("expired", Reason.CONSENT_EXPIRED),
@@ -137,6 +170,22 @@ class ConsentFact:
     status: str  # granted | denied | withdrawn | pending
     expires_at: datetime | None = None
     event_time: datetime | None = None  # of the record that decided it (C-3)
+    kind: str = "express"  # express | implied
+    legal_basis: str | None = None  # of the record that decided it (E-3: soft_opt_in)
+    # SMS-6a: the level of the age gate that record itself states (`age_gate` on the
+    # `Consent Updated`, or restored with it by START); None when it states none.
+    age_gate: VerificationLevel | None = None
+
+
+@dataclass(frozen=True)
+class AgeCheck:
+    """An age check on file (SMS-6a): a level and date of birth (None: an undated gate
+    passed) that the profile's age records have stated since `checked_at`, the event
+    time of the first record stating them."""
+
+    checked_at: datetime
+    level: VerificationLevel
+    dob: date | None = None
 
 
 @dataclass(frozen=True)
@@ -152,6 +201,7 @@ class ProfileFacts:
     jurisdiction: str | None = None
     consents: tuple[ConsentFact, ...] = ()
     identifiers: frozenset[tuple[str, str]] = frozenset()  # (kind, key) held
+    age_checks: tuple[AgeCheck, ...] = ()  # every (level, dob) stated, first time (SMS-6a)
 
 
 @dataclass(frozen=True)
@@ -228,6 +278,14 @@ def _consent(
         status = fact.status
         if status == "granted" and fact.expires_at is not None and fact.expires_at <= now:
             status = "expired"  # C-7
+        if status == "granted" and _without_basis(facts, fact):
+            status = _WITHOUT_BASIS  # E-3
+        elif (
+            status == "granted"
+            and restriction.channel in AGE_GATED_CHANNELS
+            and not age_gated(facts, fact, restriction.category)
+        ):
+            status = _NOT_AGE_GATED  # SMS-6a
         if status == "granted":
             granted.add(fact.identifier)
         statuses.add(status)
@@ -237,6 +295,60 @@ def _consent(
         if status in statuses:
             return (), reason
     return (), Reason.CONSENT_UNKNOWN  # C-4
+
+
+def _without_basis(facts: ProfileFacts, fact: ConsentFact) -> bool:
+    """E-3 (defence in depth): an implied marketing grant for someone the facts place in
+    the EU/UK, or whose number is there, that does not stand on the soft opt-in. The
+    ledger refuses such statements when it knows; this catches the ones recorded before
+    the profile was placed there."""
+    return implied_without_basis(
+        channel=fact.channel,
+        purpose=fact.purpose,
+        status=fact.status,
+        kind=fact.kind,
+        legal_basis=fact.legal_basis,
+        identifier=fact.identifier,
+        jurisdiction=facts.jurisdiction,
+    )
+
+
+def age_gated(facts: ProfileFacts, fact: ConsentFact, category: str) -> bool:
+    """SMS-6a: whether an age check gated the grant `fact` for `category`.
+
+    Either the grant states its gate (`age_gate`) at `SMS_AGE_GATE_LEVEL` or above, or
+    the profile's age as of the grant's event time — its age state derived from the
+    checks on file by then (A-5: dated checks first, the higher level, then the
+    youngest date; else the highest undated gate) — reaches that level and, when it
+    has a date of birth, made the person of age for `category` on the grant's local
+    date in the profile's jurisdiction. A check that showed a minor gated nothing. A
+    check that arrives later but is dated earlier counts: the decision depends on what
+    was said and when, not on arrival order.
+    """
+    if fact.age_gate is not None and fact.age_gate >= SMS_AGE_GATE_LEVEL:
+        return True
+    at = fact.event_time
+    if at is None:
+        return False  # when the grant was given is unknown: nothing shown to precede it
+    before = [c for c in facts.age_checks if c.checked_at <= at]
+    dated = [c for c in before if c.dob is not None]
+    if not dated:
+        return any(c.level >= SMS_AGE_GATE_LEVEL for c in before)
+    best = max(dated, key=lambda c: (c.level.rank, c.dob))
+    if best.level < SMS_AGE_GATE_LEVEL or facts.jurisdiction is None:
+        return False
+    try:
+        result = eligibility(
+            best.dob,
+            facts.jurisdiction,
+            category,
+            at,
+            level=best.level,
+            required_level=VerificationLevel.SELF_DECLARED,
+        )
+    except (ValueError, LookupError):
+        return False
+    return result.status is EligibilityStatus.ELIGIBLE
 
 
 def _held(facts: ProfileFacts, channel: str, identifier: str | None) -> bool:
@@ -292,8 +404,9 @@ def sale_sharing_opted_out(facts: ProfileFacts, now: datetime | None) -> bool:
 
 
 def load_facts(conn: Connection, profile_ids: Iterable[int]) -> dict[int, ProfileFacts]:
-    """Facts for every id asked (an unknown id gets `exists=False`), in four queries
-    per 5,000 profiles: profiles, age_state, consent_state, identifiers."""
+    """Facts for every id asked (an unknown id gets `exists=False`), in five queries
+    per 5,000 profiles: profiles, age_state, consent_state (with its deciding record's
+    legal basis and stated age gate), identifiers, age_records (grouped)."""
     wanted = sorted(set(profile_ids))
     out: dict[int, ProfileFacts] = {}
     for i in range(0, len(wanted), CHUNK):
@@ -331,13 +444,46 @@ def _load_chunk(conn: Connection, ids: Sequence[int]) -> dict[int, ProfileFacts]
             consent_state.c.status,
             consent_state.c.expires_at,
             consent_state.c.event_time,
-        ).where(consent_state.c.profile_id.in_(ids))
+            consent_state.c.kind,
+            consent_records.c.legal_basis,
+            consent_records.c.proof[AGE_GATE].label("age_gate"),
+        )
+        .select_from(
+            consent_state.outerjoin(
+                consent_records, consent_records.c.id == consent_state.c.record_id
+            )
+        )
+        .where(consent_state.c.profile_id.in_(ids))
     ):
         consents.setdefault(int(r.profile_id), []).append(
             ConsentFact(
-                r.channel, r.purpose, r.identifier, r.status, r.expires_at, r.event_time
+                r.channel,
+                r.purpose,
+                r.identifier,
+                r.status,
+                r.expires_at,
+                r.event_time,
+                kind=r.kind,
+                legal_basis=r.legal_basis,
+                age_gate=_stated_gate(r.age_gate),
             )
         )
+    checks: dict[int, list[AgeCheck]] = {}
+    for check in conn.execute(
+        select(
+            age_records.c.profile_id,
+            age_records.c.level,
+            age_records.c.dob,
+            func.min(age_records.c.event_time).label("checked_at"),
+        )
+        .where(age_records.c.profile_id.in_(ids))
+        .group_by(age_records.c.profile_id, age_records.c.level, age_records.c.dob)
+    ):
+        level = _level(check.level)
+        if level is not None:
+            checks.setdefault(int(check.profile_id), []).append(
+                AgeCheck(check.checked_at, level, check.dob)
+            )
     held: dict[int, set[tuple[str, str]]] = {}
     for ident in conn.execute(
         select(identifiers.c.profile_id, identifiers.c.kind, identifiers.c.key).where(
@@ -361,8 +507,22 @@ def _load_chunk(conn: Connection, ids: Sequence[int]) -> dict[int, ProfileFacts]
             jurisdiction=None if age is None else age.jurisdiction,
             consents=tuple(consents.get(pid, ())),
             identifiers=frozenset(held.get(pid, ())),
+            age_checks=tuple(sorted(checks.get(pid, ()), key=_check_order)),
         )
     return out
+
+
+def _check_order(check: AgeCheck) -> tuple[datetime, int, date]:
+    return (check.checked_at, check.level.rank, check.dob or date.min)
+
+
+def _stated_gate(value: object) -> VerificationLevel | None:
+    """The level of an age gate a consent record states itself (`from: event`), not
+    one the ledger linked from an age record (the guard reads those records itself)."""
+    if not isinstance(value, dict) or value.get("from") != "event":
+        return None
+    level = value.get("level")
+    return _level(level) if isinstance(level, str) else None
 
 
 def _level(name: str) -> VerificationLevel | None:

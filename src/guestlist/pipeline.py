@@ -95,10 +95,11 @@ def process_events(
         found = BatchResolver(conn, load_rules()).resolve(fresh)
         screen_batch(conn, fresh, found)  # P-3: erased addresses stay opted out
         # Before the events are written: a statement that cannot be recorded becomes
-        # an issue on its event.
+        # an issue on its event. Age first, so that a batch's consent is recorded with
+        # the age check that gated it (SMS-6a) and where it places the person (E-3).
+        record_age(conn, plan_age(fresh, found), found)
         record_consent(conn, plan_consent(fresh, found), found)
         record_gpc(conn, plan_gpc(fresh, found, request_headers or {}), found)  # P-5
-        record_age(conn, plan_age(fresh, found), found)
         apply_events(conn, fresh, found)
         # Real-time segments: the batch's profiles, after everything above is written.
         refresh_profiles(conn, {ident.profile_id for ident in found}, reason="event")

@@ -90,13 +90,19 @@ def issues(engine: Engine, message_id: str) -> list[dict[str, Any]]:
     return list(found or [])
 
 
+# The signup form's own age gate (SMS-6a): these tests are about age, not about the
+# opt-in, so the grant states its gate rather than relying on the age records' dates.
+GATED = {"age_gate": {"level": "dob_provided", "method": "dob_form"}}
+
+
 def grant_sms(engine: Engine, profile_id: int) -> None:
     with engine.begin() as conn:
         append_consent(
             conn,
             profile_id,
             parse_statement(
-                {"channel": "sms", "status": "granted", "identifier": PHONE}, event_time=T0
+                {"channel": "sms", "status": "granted", "identifier": PHONE, **GATED},
+                event_time=T0,
             ),
         )
 
@@ -183,7 +189,7 @@ def test_age_is_judged_on_the_jurisdictions_local_date(engine: Engine) -> None: 
             conn,
             us,
             parse_statement(
-                {"channel": "sms", "status": "granted", "identifier": "+14155550111"},
+                {"channel": "sms", "status": "granted", "identifier": "+14155550111", **GATED},
                 event_time=T0,
             ),
         )

@@ -461,6 +461,23 @@ def test_health_and_docs(client: TestClient) -> None:
             "batch[1].properties.identifier",
         ),
         ({"channel": "sms", "status": "granted", "purpose": "spam"}, "batch[1].properties.purpose"),
+        # E-3: implied consent for a UK number without the soft opt-in, and the soft
+        # opt-in without proof that an opt-out was offered.
+        (
+            {"channel": "sms", "status": "granted", "identifier": "+447400123456",
+             "kind": "implied", "basis": "purchase"},
+            "batch[1].properties.legal_basis",
+        ),
+        (
+            {"channel": "email", "status": "granted", "legal_basis": "soft_opt_in",
+             "order_id": "1042"},
+            "batch[1].properties.opt_out_offered",
+        ),
+        # SMS-6a: an age gate that names no known level.
+        (
+            {"channel": "sms", "status": "granted", "age_gate": {"level": "over_21"}},
+            "batch[1].properties.age_gate.level",
+        ),
     ],
 )
 def test_a_consent_event_that_cannot_be_recorded_is_refused(

@@ -59,7 +59,14 @@ def test_export_holds_everything_with_consent_proofs_and_audit_entries(
     assert sms["text"] == SMS_TEXT
     assert (sms["identifier"], sms["ip"], sms["user_agent"]) == (PHONE_KEY, IP, USER_AGENT)
     assert sms["url"] == "https://quist.example/signup"
-    assert sms["proof"] == {"store": "Zelda's corner"}
+    assert sms["proof"]["store"] == "Zelda's corner"
+    # SMS-6a: the age check that gated the grant (the birthday typed at signup), by
+    # reference: the date of birth stays in the age record.
+    gate = sms["proof"]["age_gate"]
+    assert (gate["from"], gate["level"], gate["method"]) == (
+        "age_record", "dob_provided", "birthday_trait"
+    )
+    assert DOB not in str(gate)
     assert sms["source"] == "web" and sms["reduced"] is False
     assert sms["record_hash"] and sms["event_time"].startswith("2026-03-02T15:32:00")
     state = {(s["channel"], s["identifier"]): s["status"] for s in data["consent"]["state"]}

@@ -3,7 +3,10 @@
 Sources, connectors and the console all state consent through it (see
 docs/consent.md for its properties). The tracking API checks its properties when it
 accepts the call (a bad one is a 400 naming the property); the pipeline records each
-statement in the ledger for the profile the event resolved to.
+statement in the ledger for the profile the event resolved to. What only the profile
+shows is checked then, and a statement it refuses becomes an issue on its event: the
+identifier it is for (C-2, C-6), and whether it is implied consent for a recipient the
+profile places in the EU/UK without the soft opt-in (E-3).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from sqlalchemy import Connection, select
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.capture.tracking import register_event_check
+from guestlist.consent.eu_uk import recipient_jurisdiction
 from guestlist.consent.ledger import (
     IDENTIFIER_KIND,
     ConsentError,
     ConsentStatement,
     append,
+    check_eu_uk_basis,
     ledger_key,
     parse_statement,
 )
@@ -117,6 +122,18 @@ def record_consent(
                 }
             )
             continue
+        if statement.kind == "implied" and statement.status == "granted":
+            try:  # E-3, with where the profile is placed now
+                check_eu_uk_basis(statement, recipient_jurisdiction(conn, ident.profile_id))
+            except ConsentError as exc:
+                ident.issues.append(
+                    {
+                        "field": f"properties.{exc.field}",
+                        "error": exc.message,
+                        "consent": "not recorded",
+                    }
+                )
+                continue
         append(conn, ident.profile_id, statement, key=key)
         recorded += 1
     return recorded

@@ -11,9 +11,11 @@
 - **opt-in** (SMS-3): START, YES, UNSTOP carry no disclosure text, so they *restore* an
   earlier grant and never create one (SMS-1): a `granted` `marketing` record for each
   profile that has an earlier `granted` record for this number and channel, pointing at
-  it (`proof.regrants_record`). Where there is none, nothing is recorded and the reply
-  is the help text, which says how to opt in. `sale_sharing` is not restored: START
-  answers "subscribed to marketing messages", not "you may sell my data".
+  it (`proof.regrants_record`), with its legal basis and the age gate the earlier
+  grant stated (SMS-6a; otherwise the ledger links the age check on file). Where there
+  is none, nothing is recorded and the reply is the help text, which says how to opt
+  in. `sale_sharing` is not restored: START answers "subscribed to marketing
+  messages", not "you may sell my data".
 - **help** (SMS-4) and anything else: nothing recorded.
 
 The message body is the person's words, not a text shown to them, so it is kept in the
@@ -36,6 +38,7 @@ from sqlalchemy import Connection, select
 
 from guestlist.consent.keywords import DEFAULT, KeywordConfig, KeywordKind, KeywordMatch, classify
 from guestlist.consent.ledger import (
+    AGE_GATE,
     IDENTIFIER_KIND,
     ConsentError,
     ConsentStatement,
@@ -235,6 +238,9 @@ def apply_inbound_text(
                     continue  # SMS-1: never a first grant without its disclosure
                 restored = statement("granted", purpose, regrants_record=int(grant.id))
                 restored.legal_basis = grant.legal_basis
+                stated = (grant.proof or {}).get(AGE_GATE)
+                if isinstance(stated, dict) and stated.get("from") == "event":
+                    restored.proof[AGE_GATE] = stated  # SMS-6a: the gate of that opt-in
                 records.append(append(conn, profile_id, restored, key=key))
                 regranted.append(profile_id)
         holders = list(dict.fromkeys(regranted))
@@ -277,7 +283,7 @@ def _earlier_grant(
     """The latest `granted` record for this number, channel and purpose on the profile
     (records follow merges), or None."""
     return conn.execute(
-        select(consent_records.c.id, consent_records.c.legal_basis)
+        select(consent_records.c.id, consent_records.c.legal_basis, consent_records.c.proof)
         .where(
             consent_records.c.profile_id == profile_id,
             consent_records.c.channel == channel,

@@ -4,7 +4,9 @@ Rules (../shared/compliance.md): C-1 a ledger, not a flag; C-2 each record carri
 proof; C-2a each record carries the hash of the previous record of its chain; C-3 the
 latest record by event time decides, a withdrawal wins a tie, a late older record is
 stored but changes nothing newer; C-6 consent is per identifier; C-7 implied consent
-expires.
+expires; E-3 implied consent for an EU/UK recipient is only the soft opt-in, with its
+evidence (consent/eu_uk.py); SMS-6a an SMS or WhatsApp grant is recorded together with
+the age check that gated it (`proof.age_gate`).
 
 A record's hash covers everything but its personal columns, which enter through their
 HMAC (`personal_hash`): erasure can blank the address, IP and user agent and the chain
@@ -17,21 +19,23 @@ import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import orjson
 from sqlalchemy import Connection, and_, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
+from guestlist.age.levels import VerificationLevel
 from guestlist.audit import SYSTEM, audit
 from guestlist.canonical import PropertyError
 from guestlist.capture.tracking_parse import parse_timestamp
+from guestlist.consent.eu_uk import SOFT_OPT_IN, implied_without_basis, in_eu_uk
 from guestlist.identity.merge import merge_step
 from guestlist.identity.normalize import InvalidIdentifier, normalize_email, normalize_phone
 from guestlist.segments.due import mark_due
 from guestlist.store.secrets import identifier_hmac, installation_secret
-from guestlist.store.tables import consent_records, consent_state, consent_texts
+from guestlist.store.tables import age_records, consent_records, consent_state, consent_texts
 from guestlist.store.types import utcnow
 
 CHANNELS = ("email", "sms", "whatsapp", "phone", "postal", "push")
@@ -57,6 +61,17 @@ IDENTIFIER_KIND = {
     "push": "push",
     BROWSER: "browser",
 }
+# SMS-6a: grants on these channels are recorded with the age check that gated them.
+# WhatsApp too: Meta's policy asks for age-appropriate messaging of regulated goods
+# "through technical and organisational measures", and the evidence costs nothing; the
+# guard refuses ungated grants on SMS only (carriers; see guard.AGE_GATED_CHANNELS).
+AGE_GATE_CHANNELS = ("sms", "whatsapp")
+AGE_GATE = "age_gate"  # the proof key, and the `Consent Updated` property
+# What an `age_gate` property may hold: the check, described as `Age Verified` does.
+_AGE_GATE_TEXT = {"method": 60, "provider": 120, "reference": 255}
+# Soft opt-in evidence (E-3): the sale or negotiation, and the opt-out offered.
+SOFT_OPT_IN_SALE = ("order_id", "inquiry_id")
+SOFT_OPT_IN_OFFERED = "opt_out_offered"
 SECRET_NAME = "consent-ledger"
 _PERSONAL = ("identifier", "ip", "user_agent", "proof")
 # Proof fields with a column of their own; any other property is kept in `proof`.
@@ -72,6 +87,7 @@ _KNOWN = {
     "basis",
     "legal_basis",
     "needs_review",
+    AGE_GATE,  # kept in proof once checked (SMS-6a)
     *_PROOF_COLUMNS,
 }
 
@@ -152,11 +168,19 @@ def parse_statement(
     region: str = "US",
     purposes: Sequence[str] = PURPOSES,
 ) -> ConsentStatement:
-    """A `Consent Updated` event's properties as a statement (raises ConsentError)."""
+    """A `Consent Updated` event's properties as a statement (raises ConsentError).
+
+    What the statement alone shows is checked here; whether the profile it lands on is
+    an EU/UK recipient is checked when it is recorded (`check_eu_uk_basis`)."""
     channel = _choice(props, "channel", CHANNELS, None)
     purpose = _choice(props, "purpose", purposes, "marketing")
     status = _choice(props, "status", STATUSES, None)
-    kind = _choice(props, "kind", KINDS, "express")
+    legal_basis = _text(props, "legal_basis", 40)
+    soft = legal_basis is not None and legal_basis.lower() == SOFT_OPT_IN
+    if soft:
+        legal_basis = SOFT_OPT_IN
+    # E-3: the soft opt-in is implied consent, so that is its default kind.
+    kind = _choice(props, "kind", KINDS, "implied" if soft else "express")
     raw_identifier = _text(props, "identifier", 320)
     identifier = (
         None
@@ -170,18 +194,27 @@ def parse_statement(
         except ValueError:
             raise ConsentError("expires_at", "expected an ISO 8601 time") from None
     basis = _text(props, "basis", 40)
+    extra = {k: v for k, v in props.items() if k not in _KNOWN}
+    if soft:
+        extra.update(_soft_opt_in(props, kind=kind, status=status))
+    # E-3 before C-7: an EU/UK number shows on its own that only the soft opt-in will do.
+    _refuse_implied_without_basis(
+        channel, purpose, status, kind, legal_basis, identifier, jurisdiction=None
+    )
     if kind == "implied" and status == "granted" and expires_at is None:
-        if basis not in IMPLIED_LIFETIME:
+        if basis in IMPLIED_LIFETIME:
+            expires_at = event_time + IMPLIED_LIFETIME[basis]
+        elif not soft:  # the soft opt-in has no statutory term: it ends on opt-out
             raise ConsentError(
                 "expires_at", "implied consent needs expires_at or basis purchase|inquiry (C-7)"
             )
-        expires_at = event_time + IMPLIED_LIFETIME[basis]
     review = props.get("needs_review", False)
     if not isinstance(review, bool):
         raise ConsentError("needs_review", "expected true or false")
-    extra = {k: v for k, v in props.items() if k not in _KNOWN}
     if basis is not None:
         extra["basis"] = basis
+    if props.get(AGE_GATE) is not None:
+        extra[AGE_GATE] = _age_gate(props[AGE_GATE], event_time)  # SMS-6a
     return ConsentStatement(
         channel=channel,
         purpose=purpose,
@@ -191,7 +224,7 @@ def parse_statement(
         identifier=identifier,
         text=_text(props, "text", 10_000),
         expires_at=expires_at,
-        legal_basis=_text(props, "legal_basis", 40),
+        legal_basis=legal_basis,
         url=_text(props, "url"),
         message_id=_text(props, "message_id", 255),
         keyword=_text(props, "keyword", 60),
@@ -202,6 +235,135 @@ def parse_statement(
         needs_review=review,
         proof=extra,
     )
+
+
+def _soft_opt_in(props: Mapping[str, Any], *, kind: str, status: str) -> dict[str, Any]:
+    """E-3, PECR reg. 22(3): the evidence a soft opt-in grant must carry, normalised for
+    the record's proof."""
+    if kind != "implied":
+        raise ConsentError(
+            "kind", "the soft opt-in (PECR reg. 22) is implied consent: kind must be implied (E-3)"
+        )
+    if status != "granted":
+        return {}  # an opt-out needs no evidence of the sale
+    evidence = {name: _text(props, name, 255) for name in SOFT_OPT_IN_SALE}
+    if not any(evidence.values()):
+        raise ConsentError(
+            "order_id",
+            "the soft opt-in needs the sale or negotiation the details came from: "
+            "order_id (a sale) or inquiry_id (a quote or enquiry) (E-3, PECR reg. 22(3)(a))",
+        )
+    offered = props.get(SOFT_OPT_IN_OFFERED)
+    if offered is None:
+        raise ConsentError(
+            SOFT_OPT_IN_OFFERED,
+            "the soft opt-in needs proof that an opt-out was offered when the details were "
+            "collected: true (E-3, PECR reg. 22(3)(c))",
+        )
+    if not isinstance(offered, bool):
+        raise ConsentError(SOFT_OPT_IN_OFFERED, "expected true or false")
+    if not offered:
+        raise ConsentError(
+            SOFT_OPT_IN_OFFERED,
+            "no opt-out was offered when the details were collected, so the soft opt-in "
+            "does not apply: ask for consent (E-3, PECR reg. 22(3)(c))",
+        )
+    out: dict[str, Any] = {k: v for k, v in evidence.items() if v is not None}
+    out[SOFT_OPT_IN_OFFERED] = True
+    return out
+
+
+def check_eu_uk_basis(statement: ConsentStatement, jurisdiction: str | None) -> None:
+    """E-3: refuse an implied marketing grant for an EU/UK recipient that does not stand
+    on the soft opt-in. `jurisdiction` is where the profile is placed (None: unknown;
+    the identifier's number still counts). Raises ConsentError naming `legal_basis`."""
+    _refuse_implied_without_basis(
+        statement.channel,
+        statement.purpose,
+        statement.status,
+        statement.kind,
+        statement.legal_basis,
+        statement.identifier,
+        jurisdiction=jurisdiction,
+    )
+
+
+def _refuse_implied_without_basis(
+    channel: str,
+    purpose: str,
+    status: str,
+    kind: str,
+    legal_basis: str | None,
+    identifier: str | None,
+    *,
+    jurisdiction: str | None,
+) -> None:
+    if not implied_without_basis(
+        channel=channel,
+        purpose=purpose,
+        status=status,
+        kind=kind,
+        legal_basis=legal_basis,
+        identifier=identifier,
+        jurisdiction=jurisdiction,
+    ):
+        return
+    where = (
+        f"the profile is placed in {jurisdiction}"
+        if in_eu_uk(jurisdiction)
+        else f"{identifier} is an EU/UK number"
+    )
+    raise ConsentError(
+        "legal_basis",
+        f"{where}: implied consent for an EU/UK recipient is only the soft opt-in; send "
+        f"legal_basis {SOFT_OPT_IN} with order_id or inquiry_id and opt_out_offered: true, "
+        "or record express consent (E-3, PECR reg. 22)",
+    )
+
+
+def _age_gate(value: Any, event_time: datetime) -> dict[str, Any]:
+    """SMS-6a: the age check that gated a grant, as the event states it."""
+    if not isinstance(value, Mapping):
+        raise ConsentError(
+            AGE_GATE, "expected an object: {level, method, provider, reference, passed_at}"
+        )
+    allowed = {"level", "passed_at", *_AGE_GATE_TEXT}
+    for name in value:
+        if name not in allowed:
+            raise ConsentError(
+                f"{AGE_GATE}.{name}", f"unknown; one of {', '.join(sorted(allowed))}"
+            )
+    raw_level = value.get("level")
+    if raw_level is None or raw_level == "":
+        valid = ", ".join(level.value for level in VerificationLevel)
+        raise ConsentError(f"{AGE_GATE}.level", f"required, one of {valid}")
+    if not isinstance(raw_level, str):
+        kind = type(raw_level).__name__
+        raise ConsentError(f"{AGE_GATE}.level", f"expected a string, got {kind}")
+    try:
+        level = VerificationLevel.parse(raw_level)
+    except ValueError as exc:
+        raise ConsentError(f"{AGE_GATE}.level", str(exc)) from None
+    gate: dict[str, Any] = {"from": "event", "level": level.value}
+    for name, limit in _AGE_GATE_TEXT.items():
+        try:
+            text = _text(value, name, limit)
+        except ConsentError as exc:
+            raise ConsentError(f"{AGE_GATE}.{name}", exc.message) from None
+        if text is not None:
+            gate[name] = text
+    if value.get("passed_at") not in (None, ""):
+        try:
+            passed = parse_timestamp(str(value["passed_at"]))
+        except ValueError:
+            raise ConsentError(f"{AGE_GATE}.passed_at", "expected an ISO 8601 time") from None
+        if passed > event_time:
+            raise ConsentError(
+                f"{AGE_GATE}.passed_at",
+                "after the consent it gated: the age check comes first (SMS-6a)",
+            )
+        gate["passed_at"] = passed.isoformat()
+    return gate
 
 
 # -- hashing ------------------------------------------------------------------------
@@ -287,6 +449,15 @@ def append(
     key = key or ledger_key(conn)
     now = utcnow()
     received = statement.received_at or now
+    proof = statement.proof
+    if (
+        statement.channel in AGE_GATE_CHANNELS
+        and statement.status == "granted"
+        and AGE_GATE not in proof
+    ):
+        gate = age_check_before(conn, profile_id, statement.event_time)
+        if gate is not None:  # SMS-6a: recorded together with the check that gated it
+            proof = {**proof, AGE_GATE: gate}
     last = conn.execute(
         select(consent_records.c.seq, consent_records.c.record_hash)
         .where(consent_records.c.chain_id == profile_id)
@@ -318,7 +489,7 @@ def append(
         "recorded_by": statement.recorded_by,
         "ip": statement.ip,
         "user_agent": statement.user_agent,
-        "proof": statement.proof or None,
+        "proof": proof or None,
         "needs_review": statement.needs_review,
         "prev_hash": None if last is None else last.record_hash,
     }
@@ -345,6 +516,45 @@ def append(
         },
     )
     return record_id
+
+
+def age_check_before(conn: Connection, profile_id: int, at: datetime) -> dict[str, Any] | None:
+    """SMS-6a: the profile's age check as of `at`, to link to a grant that carries no
+    `age_gate` of its own: among its age records with event time at or before `at`,
+    the one its age state would have been decided by then (A-5: dated records first,
+    the higher level, then the youngest date; undated ones only when none is dated,
+    the higher level). None when there is none. The date of birth stays in the age
+    record; the link names it."""
+    rows = conn.execute(
+        select(
+            age_records.c.id,
+            age_records.c.level,
+            age_records.c.method,
+            age_records.c.dob,
+            age_records.c.event_time,
+        ).where(age_records.c.profile_id == profile_id, age_records.c.event_time <= at)
+    ).all()
+    ranked = []
+    for r in rows:
+        try:
+            level = VerificationLevel.parse(r.level)
+        except ValueError:
+            continue  # an unreadable level backs nothing
+        order = (r.dob is not None, level.rank, r.dob or date.min, r.event_time, r.id)
+        ranked.append((order, r, level))
+    if not ranked:
+        return None
+    _, best, level = max(ranked, key=lambda item: item[0])
+    gate: dict[str, Any] = {
+        "from": "age_record",
+        "age_record_id": int(best.id),
+        "level": level.value,
+        "checked_at": best.event_time.isoformat(),
+        "dated": best.dob is not None,
+    }
+    if best.method:
+        gate["method"] = best.method
+    return gate
 
 
 def _update_state(
