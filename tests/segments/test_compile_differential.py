@@ -42,7 +42,7 @@ differential = settings(
 
 
 @differential
-@given(example=examples(exact_sums=False))
+@given(example=examples(exact_sums=True))
 def test_sqlite_selects_exactly_the_profiles_the_evaluator_admits(
     database_urls: dict[str, str], example: Example
 ) -> None:

@@ -252,17 +252,16 @@ class _Compiler:
                 select(column).select_from(events).where(*where).correlate(profiles)
             ).scalar_subquery()
 
-        target = _ExactNumber(rule.value)
         if rule.agg == "count":
             return _NumberIs(per_profile(func.count()), rule.op, rule.value)
         assert rule.property is not None
         number = _JsonNumber(_JsonAt(events.c.properties, _steps(rule.property)))
         match rule.agg:
             case "sum":  # 0 over no events
-                return _NumberIs(per_profile(_ExactSum(number)), rule.op, rule.value)
+                return _SumIs(per_profile(_ExactSum(number)), rule.op, rule.value)
             case "avg":  # avg op v  ⇔  sum op v·n, with n > 0 (as the evaluator)
                 n = func.count(number)
-                holds = and_(n > 0, _ordered(rule.op, _ExactSum(number), target * n))
+                holds = and_(n > 0, _SumIs(_ExactSum(number), rule.op, rule.value, times=n))
             case "min":
                 holds = _NumberIs(func.min(number), rule.op, rule.value)
             case "max":
@@ -659,6 +658,30 @@ class _ExactSum(_Sql):
         super().__init__(number)
 
 
+class _SumIs(_Sql):
+    """An `_ExactSum` compared by `op` with a rule's number (times `times`, for avg),
+    exactly: numerics on PostgreSQL; on SQLite the sum is the decimal text of
+    `gl_exact_sum` and `gl_decimal_cmp` compares it (store.engine registers both)."""
+
+    inherit_cache = False
+    name = "sum_is"
+
+    def __init__(
+        self,
+        total: ColumnElement[Any],
+        op: str,
+        value: Number,
+        *,
+        times: ColumnElement[Any] | None = None,
+    ) -> None:
+        self.symbol = _SYMBOLS[op]
+        exact = exact_number(value)
+        parts = [total, literal(str(exact), String()), literal(exact, Numeric())]
+        if times is not None:
+            parts.append(times)
+        super().__init__(*parts)
+
+
 class _NotIndexed(_Sql):
     """A column SQLite must not look up through an index here. In a subquery run per
     profile, an index on (profile_id, …) reads only that profile's rows, but with no
@@ -871,7 +894,26 @@ def _number_is_pg(element: _NumberIs, compiler: SQLCompiler, **kw: Any) -> str:
 
 @compiles(_ExactSum, "sqlite")
 def _exact_sum_sqlite(element: _ExactSum, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"total({_render(compiler, element.parts()[0], **kw)})"
+    # An aggregate over no rows gives NULL from Python (finalize is never called).
+    return f"coalesce(gl_exact_sum({_render(compiler, element.parts()[0], **kw)}), '0')"
+
+
+@compiles(_SumIs, "sqlite")
+def _sum_is_sqlite(element: _SumIs, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = element.parts()
+    total, text = _render(compiler, parts[0], **kw), _render(compiler, parts[1], **kw)
+    times = _render(compiler, parts[3], **kw) if len(parts) > 3 else "1"
+    return f"(gl_decimal_cmp({total}, {text}, {times}) {element.symbol} 0)"
+
+
+@compiles(_SumIs, "postgresql")
+def _sum_is_pg(element: _SumIs, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = element.parts()
+    total, exact = _render(compiler, parts[0], **kw), _render(compiler, parts[2], **kw)
+    target = f"CAST({exact} AS NUMERIC)"
+    if len(parts) > 3:
+        target = f"{target} * {_render(compiler, parts[3], **kw)}"
+    return f"({total} {element.symbol} {target})"
 
 
 @compiles(_ExactSum, "postgresql")
