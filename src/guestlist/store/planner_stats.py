@@ -25,7 +25,10 @@ _STALE = text(
     FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
     WHERE s.schemaname = current_schema() AND s.relname = ANY(:names)
       AND s.n_mod_since_analyze > :min_changes
-      AND s.n_mod_since_analyze > :fraction * greatest(c.reltuples, 0)
+      AND (s.n_mod_since_analyze > :fraction * greatest(c.reltuples, 0)
+           -- CREATE INDEX and VACUUM set reltuples without analyzing: a table never
+           -- analyzed has no statistics however many rows it is thought to hold.
+           OR coalesce(s.last_analyze, s.last_autoanalyze) IS NULL)
     """
 )
 
