@@ -212,7 +212,7 @@ def apply_inbound_text(
         )
 
     if duplicate:
-        pass
+        pass  # applied when it first arrived: nothing is recorded again
     elif match.withdraws:
         for profile_id in holders:
             for purpose in MARKETING_PURPOSES:  # SMS-2: all marketing purposes

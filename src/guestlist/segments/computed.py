@@ -100,15 +100,13 @@ class ComputedTrait:
             and (cutoff is None or timestamp >= cutoff)
             and (not filters or _passes(filters, properties or {}))
         ]
-        match self.agg:
-            case "count":
-                return len(matching)
-            case "first_at":
-                return min(t for t, _ in matching).isoformat() if matching else None
-            case "last_at":
-                return max(t for t, _ in matching).isoformat() if matching else None
-            case _:
-                pass
+        if self.agg == "count":
+            return len(matching)
+        if self.agg in ("first_at", "last_at"):
+            if not matching:
+                return None
+            pick = min if self.agg == "first_at" else max
+            return pick(t for t, _ in matching).isoformat()
         assert self.property is not None
         found = [v for _, props in matching for v in _values(props, self.property)]
         if self.agg in ("most_frequent", "distinct"):

@@ -92,17 +92,12 @@ class Catalog:
             if segment.restriction is not None:
                 uses_age = uses_consent = True
             for _, node in walk(segment.rule):
-                match node:
-                    case EventCondition():
-                        names.add(node.event)
-                        if node.within_days is not None:
-                            windows.add((node.event, node.within_days))
-                    case AgeCondition() | OfAgeFor():
-                        uses_age = True
-                    case ConsentCondition():
-                        uses_consent = True
-                    case _:
-                        pass
+                if isinstance(node, EventCondition):
+                    names.add(node.event)
+                    if node.within_days is not None:
+                        windows.add((node.event, node.within_days))
+                uses_age = uses_age or isinstance(node, AgeCondition | OfAgeFor)
+                uses_consent = uses_consent or isinstance(node, ConsentCondition)
         return cls(
             ordered, frozenset(names), frozenset(windows), uses_age, uses_consent, tuple(computed)
         )
