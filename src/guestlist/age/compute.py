@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import Enum
+from functools import lru_cache
 from typing import Final
 
 from guestlist.age.levels import VerificationLevel, required_level_for
@@ -31,6 +32,8 @@ class InvalidDateOfBirth(ValueError):
     """Text that is not a YYYY-MM-DD calendar date."""
 
 
+# Imports and streams repeat the same few tens of thousands of dates of birth.
+@lru_cache(maxsize=1 << 15)
 def parse_dob(text: str) -> date:
     """A date of birth written YYYY-MM-DD, and nothing else.
 

@@ -145,14 +145,14 @@ def parse_birthday_trait(value: Any, *, event_time: datetime) -> date:
     if not isinstance(value, str):
         raise AgeError("birthday", "expected a date written YYYY-MM-DD")
     text = value.strip()
-    midnight = _MIDNIGHT_UTC.fullmatch(text)
-    if midnight is not None:
+    if "T" in text:  # a date-time; plain YYYY-MM-DD, the usual form, skips the regex
+        midnight = _MIDNIGHT_UTC.fullmatch(text)
+        if midnight is None:
+            raise AgeError(
+                "birthday", f"{value!r} has a time of day, which makes its date ambiguous; "
+                "send YYYY-MM-DD"
+            )
         text = midnight.group(1)
-    elif "T" in text:
-        raise AgeError(
-            "birthday", f"{value!r} has a time of day, which makes its date ambiguous; "
-            "send YYYY-MM-DD"
-        )
     try:
         return _plausible(parse_dob(text), event_time, "birthday")
     except InvalidDateOfBirth as exc:
@@ -194,11 +194,39 @@ def plan_age(batch: Sequence[CanonicalEvent], found: Sequence[EventIdentity]) ->
     return plan
 
 
+# The raw names that spell `birthday` and `address` in each set of trait names seen:
+# senders repeat a few sets (an import's header, an SDK's traits), so each identify
+# costs one lookup rather than a canonical name per trait. Bounded: cleared when full.
+_AGE_TRAIT_NAMES: dict[tuple[str, ...], tuple[str | None, str | None]] = {}
+_TRAIT_SETS_KEPT: Final = 4096
+
+
+def _age_trait_names(traits: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """(raw birthday name, raw address name); the last spelling wins, as in a dict of
+    canonical names."""
+    names = tuple(traits)
+    found = _AGE_TRAIT_NAMES.get(names)
+    if found is None:
+        birthday = address = None
+        for name in names:
+            canonical = canonical_trait_name(name)
+            if canonical == BIRTHDAY_TRAIT:
+                birthday = name
+            elif canonical == ADDRESS_TRAIT:
+                address = name
+        if len(_AGE_TRAIT_NAMES) >= _TRAIT_SETS_KEPT:
+            _AGE_TRAIT_NAMES.clear()
+        found = _AGE_TRAIT_NAMES[names] = (birthday, address)
+    return found
+
+
 def _plan_identify(plan: AgePlan, index: int, event: CanonicalEvent, found: EventIdentity) -> None:
-    named = {canonical_trait_name(name): value for name, value in event.traits.items()}
-    if ADDRESS_TRAIT in named:
-        plan.addresses.append((index, named[ADDRESS_TRAIT], event.timestamp))
-    birthday = named.get(BIRTHDAY_TRAIT)
+    birthday_name, address_name = _age_trait_names(event.traits)
+    if address_name is not None:
+        plan.addresses.append((index, event.traits[address_name], event.timestamp))
+    if birthday_name is None:
+        return
+    birthday = event.traits[birthday_name]
     if birthday is None or birthday == "":
         return
     try:
@@ -210,7 +238,7 @@ def _plan_identify(plan: AgePlan, index: int, event: CanonicalEvent, found: Even
     # Read without the default: only an address naming its country places the
     # statement (a state alone is read in the default's country, which is the state's
     # fallback to apply, not the statement's).
-    place = address_place(named.get(ADDRESS_TRAIT))
+    place = address_place(None if address_name is None else event.traits[address_name])
     if place.placed:
         if place.problem is not None and place.field is not None:
             found.issues.append(

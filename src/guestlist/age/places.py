@@ -212,9 +212,9 @@ def address_place(
     a country: `state` is read in the default jurisdiction's country (a US shop's
     customers rarely write "US"); if it does not read there, the address places no one.
     """
-    policy = policy or default_policy()
-    if not isinstance(address, Mapping):
+    if not isinstance(address, Mapping):  # most calls: no address at all
         return _NOWHERE
+    policy = policy or default_policy()
     country_text = _part(address, "country")
     state_text = _part(address, "state")
     if country_text is None:
