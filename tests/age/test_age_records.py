@@ -21,7 +21,7 @@ from guestlist.audit import audit_entries
 from guestlist.canonical import CanonicalEvent
 from guestlist.pipeline import process_events
 from guestlist.settings import get_settings
-from guestlist.store.tables import age_records, identifiers, profiles
+from guestlist.store.tables import age_records, age_state, identifiers, profiles
 
 L = VerificationLevel
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -227,6 +227,44 @@ def test_a_later_address_moves_the_profile_and_a_late_older_one_does_not(
     assert state(engine, bo).jurisdiction == "CA-ON"
     run(engine, identify("i3", "bo", 5, address={"country": "GB"}))  # older, arrives late
     assert state(engine, bo).jurisdiction == "CA-ON"
+
+
+def state_row(engine: Engine, profile_id: int) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(age_state).where(age_state.c.profile_id == profile_id)).one()
+
+
+def test_a_state_that_does_not_change_is_not_rewritten(
+    engine: Engine, default_jurisdiction: Any
+) -> None:  # the state follows the records, written only when it changes
+    run(engine, identify("i1", "bo", 1, address={"country": "US", "state": "Texas"}))
+    bo = profile_of(engine, "bo")
+    append(engine, bo, statement(date(2000, 1, 1), L.ID_DOCUMENT))
+    written = state_row(engine, bo)
+    # The same address again, and a weaker statement of the same date: nothing changes.
+    run(engine, identify("i2", "bo", 2, address={"country": "US", "state": "TX"}))
+    append(engine, bo, statement(date(2000, 1, 1), L.SELF_DECLARED, 3))
+    assert state_row(engine, bo) == written
+    with engine.connect() as conn:  # the statement is still evidence, and audited
+        assert len(list(conn.execute(select(age_records.c.id)))) == 2
+        outcomes = [
+            e.detail["outcome"]
+            for e in audit_entries(conn, profile_id=bo, action="age.recorded")
+        ]
+    assert outcomes == ["decides", "outranked"]
+    run(engine, identify("i3", "bo", 4, address={"country": "GB"}))  # this one moves her
+    moved = state_row(engine, bo)
+    assert moved.jurisdiction == "GB" and moved.updated_at >= written.updated_at
+    assert state(engine, bo).jurisdiction_from == "address"
+
+
+def test_the_state_detail_leaves_out_what_is_empty(engine: Engine, ann: int) -> None:
+    first = append(engine, ann, statement(date(2000, 1, 1), L.DOB_PROVIDED))
+    assert state_row(engine, ann).detail == f'{{"record_id":{first}}}'
+    assert (state(engine, ann).jurisdiction_from, state(engine, ann).conflicting) == (None, ())
+    other = append(engine, ann, statement(date(2000, 1, 2), L.DOB_PROVIDED, country="US"))
+    s = state(engine, ann)
+    assert (s.record_id, s.jurisdiction_from, s.conflicting) == (other, "record", (first,))
 
 
 def test_recompute_after_the_default_changes(

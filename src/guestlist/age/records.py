@@ -108,11 +108,14 @@ class AgeState:
     conflicting: tuple[int, ...] = ()  # records whose date differs from the winner's
 
     def detail(self) -> dict[str, Any]:
-        return {
-            "record_id": self.record_id,
-            "jurisdiction_from": self.jurisdiction_from,
-            "conflicting_record_ids": list(self.conflicting),
-        }
+        """The `detail` column; a null origin and no conflicting records are left out
+        (most rows: `age_state_of` reads them back as absent)."""
+        out: dict[str, Any] = {"record_id": self.record_id}
+        if self.jurisdiction_from is not None:
+            out["jurisdiction_from"] = self.jurisdiction_from
+        if self.conflicting:
+            out["conflicting_record_ids"] = list(self.conflicting)
+        return out
 
 
 def derive_age_state(
@@ -329,6 +332,37 @@ def _address_places(
     }
 
 
+# An age_state row as compared and written: (dob, level, jurisdiction, conflict, detail).
+_StateRow = tuple[date | None, str | None, str | None, bool, str]
+
+
+def _state_row(state: AgeState) -> _StateRow:
+    return (
+        state.dob,
+        None if state.level is None else state.level.value,
+        state.jurisdiction,
+        state.conflict,
+        orjson.dumps(state.detail()).decode(),
+    )
+
+
+def _stored_states(conn: Connection, profile_ids: Sequence[int]) -> dict[int, _StateRow]:
+    out: dict[int, _StateRow] = {}
+    for i in range(0, len(profile_ids), CHUNK):
+        for r in conn.execute(
+            select(
+                age_state.c.profile_id,
+                age_state.c.dob,
+                age_state.c.level,
+                age_state.c.jurisdiction,
+                age_state.c.conflict,
+                age_state.c.detail,
+            ).where(age_state.c.profile_id.in_(profile_ids[i : i + CHUNK]))
+        ):
+            out[int(r.profile_id)] = (r.dob, r.level, r.jurisdiction, bool(r.conflict), r.detail)
+    return out
+
+
 def _write_states(
     conn: Connection,
     records: Mapping[int, Sequence[AgeRecord]],
@@ -336,35 +370,42 @@ def _write_states(
     *,
     new_profiles: Iterable[int] = (),
 ) -> dict[int, AgeState]:
-    """Replace the age_state rows of these profiles with freshly derived ones
-    (`new_profiles`, created in this transaction, have none to replace)."""
+    """Derive the state of these profiles and write the age_state rows that change.
+
+    A state equal to the stored row (an address restated, an older statement that
+    decides nothing) writes nothing, so `updated_at` is when the state last changed.
+    `new_profiles`, created in this transaction, have no row to compare or replace.
+    """
     default = default_jurisdiction()
-    now = utcnow()
     states: dict[int, AgeState] = {}
+    rows: dict[int, _StateRow] = {}
     for pid, held in records.items():
         state = derive_age_state(pid, held, places[pid], default)
         if state is not None:
             states[pid] = state
+            rows[pid] = _state_row(state)
     fresh = set(new_profiles)
-    stale = sorted(pid for pid in records if pid not in fresh)
+    stored = _stored_states(conn, sorted(pid for pid in records if pid not in fresh))
+    changed = [pid for pid, row in rows.items() if stored.get(pid) != row]
+    stale = sorted(pid for pid in changed if pid in stored)
     for i in range(0, len(stale), CHUNK):
         conn.execute(delete(age_state).where(age_state.c.profile_id.in_(stale[i : i + CHUNK])))
-    bulk_insert(
-        conn,
-        age_state,
-        [
+    now = utcnow()
+    written: list[dict[str, Any]] = []
+    for pid in changed:
+        dob, level, jurisdiction, conflict, detail = rows[pid]
+        written.append(
             {
-                "profile_id": s.profile_id,
-                "dob": None if s.dob is None else s.dob.isoformat(),  # as for age_records
-                "level": None if s.level is None else s.level.value,
-                "jurisdiction": s.jurisdiction,
-                "conflict": s.conflict,
-                "detail": orjson.dumps(s.detail()).decode(),
+                "profile_id": pid,
+                "dob": None if dob is None else dob.isoformat(),  # as for age_records
+                "level": level,
+                "jurisdiction": jurisdiction,
+                "conflict": conflict,
+                "detail": detail,
                 "updated_at": now,
             }
-            for s in states.values()
-        ],
-    )
+        )
+    bulk_insert(conn, age_state, written)
     return states
 
 
