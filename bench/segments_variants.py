@@ -78,7 +78,7 @@ class Variant:
 
 def compiled(rule_text: str) -> Callable[[Connection], int]:
     rule = parse(rule_text)
-    return lambda conn: int(conn.execute(count_query(rule)).scalar_one())
+    return lambda conn: int(conn.execute(count_query(rule, None)).scalar_one())
 
 
 def raw(sql: str) -> Callable[[Connection], int]:

@@ -20,14 +20,16 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from hypothesis import HealthCheck, given, note, settings
-from sqlalchemy import Connection, literal, select, union_all
+from sqlalchemy import Connection, literal, select, union_all, update
 
-from guestlist.segments.compile import compile_rule
+from guestlist.segments.compile import Facts, compile_rule
 from guestlist.segments.evaluate import ProfileView, evaluate, explain
+from guestlist.segments.facts import STALE, ensure_facts
 from guestlist.segments.profile_view import load_profile_views
 from guestlist.segments.rules import Rule, parse_rule, rule_to_json, walk
 from guestlist.segments.text import to_text
 from guestlist.store.engine import get_engine
+from guestlist.store.tables import profile_facts
 from tests.conftest import backend_url
 from tests.segments.strategies_db import Example, Population, examples, insert_population
 
@@ -108,22 +110,41 @@ def disagreements(
     now = population.now
     views = load_profile_views(conn, population.ids, now=now)
     parts = list(dict.fromkeys(node for rule in rules for _, node in walk(rule)))
-    selected: dict[int, set[int]] = {i: set() for i in range(len(parts))}
-    for start in range(0, len(parts), BATCH):
+    facts = build_facts(conn, population, [*segments.values(), *parts])
+    # Each part twice: over the profiles' own rows, and over their facts rows.
+    compiled = [(part, None) for part in parts] + [(part, facts) for part in parts]
+    selected: dict[int, set[int]] = {i: set() for i in range(len(compiled))}
+    for start in range(0, len(compiled), BATCH):
         queries = []
-        for i in range(start, min(start + BATCH, len(parts))):
-            matches = compile_rule(parts[i], now=now, resolve_segment=segments.__getitem__)
+        for i in range(start, min(start + BATCH, len(compiled))):
+            part, over = compiled[i]
+            matches = compile_rule(part, now=now, resolve_segment=segments.__getitem__, facts=over)
             found = matches.subquery()
             queries.append(select(literal(i).label("part"), found.c.id))
-        for part, pid in conn.execute(union_all(*queries)):
-            selected[part].add(pid)
+        for i, pid in conn.execute(union_all(*queries)):
+            selected[i].add(pid)
     out = []
-    for i, part in enumerate(parts):
+    for i, (part, over) in enumerate(compiled):
         admitted = {
             pid
             for pid, view in views.items()
             if evaluate(part, view, now, member_of(segments, view, now))
         }
         if selected[i] != admitted:
+            note(f"over the facts rows: {over is not None}")
             out.append((part, selected[i], admitted, views))
     return sorted(out, key=lambda found: len(to_text(found[0])))
+
+
+def build_facts(conn: Connection, population: Population, rules: Sequence[Rule]) -> Facts:
+    """The facts rows of `rules` as the pipeline keeps them, built at the population's
+    `now`; every third profile's row is then stale (as a consent click leaves it), so
+    both halves of a facts query are compared."""
+    state = ensure_facts(conn, rules, has_catalog=True, now=population.now)
+    stale = [pid for pid in population.ids if pid % 3 == 0]
+    conn.execute(
+        update(profile_facts).where(profile_facts.c.profile_id.in_(stale)).values(fresh_until=STALE)
+    )
+    facts = state.for_compiler()
+    assert facts is not None and len(facts.columns) == len(state.columns)
+    return facts

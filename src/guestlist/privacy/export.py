@@ -38,6 +38,7 @@ from guestlist.store.tables import (
     consent_texts,
     events,
     identifiers,
+    profile_facts,
     profile_links,
     profile_merges,
     profile_scoped_tables,
@@ -66,6 +67,7 @@ _SECTIONS = {
     segment_memberships.name,
     segment_changes.name,
     segment_rechecks.name,  # scheduling only: nothing about the person
+    profile_facts.name,  # a copy of the sections above, kept for segment queries
 }
 
 

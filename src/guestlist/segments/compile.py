@@ -22,9 +22,10 @@ Three habits make the SQL exact:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -33,12 +34,15 @@ from types import MappingProxyType
 from typing import Any, Final, assert_never
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     ColumnElement,
     Exists,
     Numeric,
     Select,
     String,
     Table,
+    TableClause,
     and_,
     case,
     false,
@@ -48,10 +52,12 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    union_all,
 )
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import NullType, TypeEngine
 
@@ -67,6 +73,14 @@ from guestlist.age import (
 )
 from guestlist.age.names import is_jurisdiction
 from guestlist.segments.evaluate import completed_years
+from guestlist.segments.fact_specs import (
+    ConsentFact,
+    EventFact,
+    Fact,
+    OfAgeFact,
+    TraitFact,
+    event_facts,
+)
 from guestlist.segments.rules import (
     SAFE_INTEGER,
     AgeCondition,
@@ -87,10 +101,25 @@ from guestlist.segments.rules import (
     exact_number,
 )
 from guestlist.store.tables import age_state, consent_state, events, identifiers, profiles, traits
+from guestlist.store.types import UtcDateTime
 
-__all__ = ["LatestDobs", "compile_rule", "latest_dobs_of_age"]
+__all__ = ["FOREVER", "Facts", "LatestDobs", "compile_rule", "fact_value", "latest_dobs_of_age"]
 
 _ONE_DAY: Final = timedelta(days=1)
+FOREVER: Final = datetime(9999, 12, 31, tzinfo=UTC)  # consent granted with no expiry
+
+
+@dataclass(frozen=True)
+class Facts:
+    """`profile_facts` as the compiler may read it (segments.facts): the table, and
+    the columns every row holds, by fact key (segments.fact_specs). Every live profile
+    has a row, exact while `fresh_from <= now < fresh_until`."""
+
+    table: TableClause
+    columns: Mapping[str, ColumnElement[Any]]
+
+    def column(self, fact: Fact) -> ColumnElement[Any] | None:
+        return self.columns.get(fact.key)
 
 
 def compile_rule(
@@ -99,39 +128,113 @@ def compile_rule(
     now: datetime,
     resolve_segment: Callable[[str], Rule],
     policy: AgePolicy | None = None,
-) -> Select[int]:
-    """SELECT profiles.id of the live profiles matching `rule` at `now`.
+    facts: Facts | None = None,
+) -> Select[Any]:
+    """SELECT the ids (column `id`) of the live profiles matching `rule` at `now`.
 
     `now` must be timezone-aware: event windows, consent expiry, `age` and
     `of_age_for` are judged at it, so the statement is for that instant only.
     `resolve_segment(slug)` gives the stored rule of a segment `in_segment` uses; its
     rule is inlined (a cycle raises RuleError, though `check_no_cycles` refuses them
     before a rule is stored). `policy` is the age table (the shipped one by default).
+
+    With `facts`, the profiles whose facts row is fresh at `now` are judged on that
+    row (one scan, the conditions cheapest first, a windowed count driven from the
+    events it needs), and the few whose row is not on their own rows, as without.
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must be timezone-aware, got the naive {now.isoformat()}")
-    matches = _Compiler(now, resolve_segment, policy or default_policy()).predicate(rule)
-    return select(profiles.c.id).where(
-        profiles.c.merged_into.is_(None), profiles.c.erased_at.is_(None), matches
+    policy = policy or default_policy()
+    by_rows = _Compiler(now, resolve_segment, policy).predicate(rule)
+    live = (profiles.c.merged_into.is_(None), profiles.c.erased_at.is_(None))
+    if facts is None:
+        return select(profiles.c.id).where(*live, by_rows)
+    f = facts.table.c
+    by_facts = _Compiler(now, resolve_segment, policy, facts).predicate(rule)
+    # Nearly every row is fresh: read them in one scan, not through the indexes that
+    # find the few stale ones.
+    fresh = select(f.profile_id.label("id")).where(
+        _NotIndexed(f.fresh_from, UtcDateTime()) <= now,
+        _NotIndexed(f.fresh_until, UtcDateTime()) > now,
+        by_facts,
     )
+    stale_ids = select(f.profile_id).where(or_(f.fresh_from > now, f.fresh_until <= now))
+    # Driven by the stale ids (few), not by the index on merged_into (every profile).
+    live_unindexed = (
+        _NotIndexed(profiles.c.merged_into, BigInteger()).is_(None),
+        _NotIndexed(profiles.c.erased_at, UtcDateTime()).is_(None),
+    )
+    stale = select(profiles.c.id).where(*live_unindexed, profiles.c.id.in_(stale_ids), by_rows)
+    matched = union_all(fresh, stale).subquery("matched")
+    return select(matched.c.id)
+
+
+def fact_value(
+    fact: Fact,
+    *,
+    now: datetime,
+    profile_id: ColumnElement[Any] = profiles.c.id,
+) -> ColumnElement[Any]:
+    """What a `profile_facts` column holding `fact` holds for the profile `profile_id`
+    names (a column of the statement's own table), at `now`: the SQL the compiler
+    runs without facts, so a row and the profile's own rows agree."""
+    compiler = _Compiler(now, _no_segments, default_policy())
+    compiler.pid = profile_id
+    compiler.outer = profile_id.table
+    return compiler.fact_value(fact)
+
+
+@lru_cache(maxsize=16)
+def policy_fingerprint(policy: AgePolicy) -> str:
+    """A short digest of the age table's rows and zones: facts worked out under one
+    table are not read under another."""
+    rows = sorted(repr(rule) for rule in policy.rules)
+    zones = sorted(f"{code}={zone}" for code, zone in policy._zones.items())
+    digest = hashlib.sha256("\n".join(rows + zones).encode()).hexdigest()
+    return digest[:16]
+
+
+def _no_segments(slug: str) -> Rule:
+    raise RuleError("", f"a fact cannot use a segment ({slug})")
 
 
 class _Compiler:
-    """One rule at one instant."""
+    """One rule at one instant, over each profile's own rows or, given `facts`, over
+    its row of `profile_facts` (what that row lacks is read from the profile's rows)."""
 
     def __init__(
-        self, now: datetime, resolve_segment: Callable[[str], Rule], policy: AgePolicy
+        self,
+        now: datetime,
+        resolve_segment: Callable[[str], Rule],
+        policy: AgePolicy,
+        facts: Facts | None = None,
     ) -> None:
         self.now = now
         self.today = now.astimezone(UTC).date()
         self.resolve_segment = resolve_segment
         self.policy = policy
+        self.facts = facts
+        self.outer: FromClause = profiles if facts is None else facts.table
+        self.pid: ColumnElement[Any] = profiles.c.id if facts is None else facts.table.c.profile_id
         self.using: list[str] = []  # the in_segment chain being inlined
+
+    def exists(self, table: Table, *where: ColumnElement[bool]) -> Exists:
+        """EXISTS over one of the profile's rows (an index on (profile_id, …) finds them)."""
+        return (
+            select(literal_column("1"))
+            .select_from(table)
+            .where(*where)
+            .correlate(self.outer)
+            .exists()
+        )
 
     def predicate(self, rule: Rule) -> ColumnElement[bool]:
         match rule:
             case And():
-                return and_(*(self.predicate(r) for r in rule.rules))
+                parts = rule.rules
+                if self.facts is not None:  # SQLite tests the terms in the order given
+                    parts = tuple(sorted(parts, key=self.cost))
+                return and_(*(self.predicate(r) for r in parts))
             case Or():
                 return or_(*(self.predicate(r) for r in rule.rules))
             case Not():
@@ -149,40 +252,93 @@ class _Compiler:
             case InSegment():
                 return self.in_segment(rule)
             case IdentifierCondition():
-                held = _exists(
+                held = self.exists(
                     identifiers,
-                    identifiers.c.profile_id == profiles.c.id,
+                    identifiers.c.profile_id == self.pid,
                     identifiers.c.kind == rule.type,
                 )
                 return held if rule.op == "exists" else not_(held)
             case _:
                 assert_never(rule)
 
+    def cost(self, rule: Rule) -> int:
+        """A rough price of testing `rule` on one facts row: typed columns first, then
+        JSON, exact sums (a Python function on SQLite) and the profile's own rows last."""
+        facts = self.facts
+        assert facts is not None
+        match rule:
+            case And() | Or():
+                return sum(self.cost(r) for r in rule.rules)
+            case Not():
+                return self.cost(rule.rule)
+            case AgeCondition():
+                return 2
+            case OfAgeFor():
+                fact = OfAgeFact(rule.category, rule.level, policy_fingerprint(self.policy))
+                return 1 if facts.column(fact) is not None else 8  # a date per jurisdiction
+            case ConsentCondition():
+                held = facts.column(ConsentFact(rule.channel, rule.purpose))
+                return 20 if held is None else 1
+            case TraitCondition():
+                if facts.column(TraitFact(rule.trait)) is None:
+                    return 20
+                return 5 if rule.op == "contains" else 3
+            case EventCondition():
+                needed = event_facts(rule)
+                if all(facts.column(f) is not None for f in needed.values()):
+                    return 6 if rule.agg in ("sum", "avg") else 1
+                return 0 if self.from_events(rule) else 40
+            case InSegment() | IdentifierCondition():
+                return 20
+            case _:
+                assert_never(rule)
+
     def trait(self, rule: TraitCondition) -> ColumnElement[bool]:
+        column = None if self.facts is None else self.facts.column(TraitFact(rule.trait))
+        if column is not None:  # SQL NULL (no trait) is absent, as JSON null is
+            held = _JsonAt(column)
+            if rule.op == "not_exists":
+                return not_(_JsonIs(held, "present"))
+            return _compare(rule.op, rule.value, held)
         value = _JsonAt(traits.c.value)
-        row = (traits.c.profile_id == profiles.c.id, traits.c.name == rule.trait)
+        row = (traits.c.profile_id == self.pid, traits.c.name == rule.trait)
         if rule.op == "not_exists":  # no row at all is absent too
-            return not_(_exists(traits, *row, _JsonIs(value, "present")))
-        return _exists(traits, *row, _compare(rule.op, rule.value, value))
+            return not_(self.exists(traits, *row, _JsonIs(value, "present")))
+        return self.exists(traits, *row, _compare(rule.op, rule.value, value))
 
     def consent(self, rule: ConsentCondition) -> ColumnElement[bool]:
-        granted = _exists(
-            consent_state,
-            consent_state.c.profile_id == profiles.c.id,
-            consent_state.c.channel == rule.channel,
-            consent_state.c.purpose == rule.purpose,
-            _NotIndexed(consent_state.c.status) == "granted",
-            or_(consent_state.c.expires_at.is_(None), consent_state.c.expires_at > self.now),
-        )
+        fact = ConsentFact(rule.channel, rule.purpose)
+        until = None if self.facts is None else self.facts.column(fact)
+        if until is not None:  # until when it is granted; NULL: it is not
+            granted: ColumnElement[bool] = and_(until.is_not(None), until > self.now)
+        else:
+            granted = self.exists(
+                consent_state,
+                consent_state.c.profile_id == self.pid,
+                consent_state.c.channel == rule.channel,
+                consent_state.c.purpose == rule.purpose,
+                _NotIndexed(consent_state.c.status) == "granted",
+                or_(consent_state.c.expires_at.is_(None), consent_state.c.expires_at > self.now),
+            )
         return granted if rule.is_ == "granted" else not_(granted)
+
+    def age_row(self, *holds: ColumnElement[bool]) -> ColumnElement[bool]:
+        """`holds` of the profile's age state: its facts row (never NULL) or its row."""
+        if self.facts is None:
+            return self.exists(age_state, age_state.c.profile_id == self.pid, *holds)
+        return _definitely(and_(*holds))
+
+    @property
+    def age_columns(self) -> Any:
+        return age_state.c if self.facts is None else self.facts.table.c
 
     def age(self, rule: AgeCondition) -> ColumnElement[bool]:
         """Completed years on today's UTC date, as date-of-birth ranges: `age >= n`
         is `dob <= the latest birth date that is n today`."""
-        dob = age_state.c.dob
+        dob = self.age_columns.dob
         known = and_(dob.is_not(None), dob <= self.today)
         if rule.op == "not_exists":
-            return not_(_exists(age_state, age_state.c.profile_id == profiles.c.id, known))
+            return not_(self.age_row(known))
         if rule.op == "exists":
             holds = known
         else:
@@ -191,20 +347,20 @@ class _Compiler:
             above = self.born_by(rule.value + 1)  # age > value
             match rule.op:
                 case "gte":
-                    holds = dob <= at_least
+                    holds = and_(dob.is_not(None), dob <= at_least)
                 case "gt":
-                    holds = dob <= above
+                    holds = and_(dob.is_not(None), dob <= above)
                 case "lte":
                     holds = and_(known, dob > above)
                 case "lt":
                     holds = and_(known, dob > at_least)
                 case "eq":
-                    holds = and_(dob > above, dob <= at_least)
+                    holds = and_(dob.is_not(None), dob > above, dob <= at_least)
                 case "ne":
                     holds = and_(known, or_(dob <= above, dob > at_least))
                 case _:
                     assert_never(rule.op)
-        return _exists(age_state, age_state.c.profile_id == profiles.c.id, holds)
+        return self.age_row(holds)
 
     def born_by(self, years: int) -> date:
         """The latest date of birth with `years` completed years today (UTC)."""
@@ -216,6 +372,10 @@ class _Compiler:
         return _latest(old_enough, _years_before(self.today, years))
 
     def of_age_for(self, rule: OfAgeFor) -> ColumnElement[bool]:
+        fact = OfAgeFact(rule.category, rule.level, policy_fingerprint(self.policy))
+        held = None if self.facts is None else self.facts.column(fact)
+        if held is not None:  # worked out when the row was written (the SQL below)
+            return held == 1
         required = (
             required_level_for(rule.category)
             if rule.level is None
@@ -223,20 +383,62 @@ class _Compiler:
         )
         levels = [level.value for level in VerificationLevel if level >= required]
         latest = latest_dobs_of_age(self.policy, rule.category, self.now)
-        of_age = latest.condition(age_state.c.jurisdiction, age_state.c.dob)
+        c = self.age_columns
+        of_age = latest.condition(c.jurisdiction, c.dob)
         if of_age is None:
             return false()
-        return _exists(
-            age_state,
-            age_state.c.profile_id == profiles.c.id,
-            age_state.c.level.in_(levels),
-            age_state.c.dob.is_not(None),
-            of_age,
-        )
+        return self.age_row(c.level.in_(levels), c.dob.is_not(None), of_age)
 
-    def event(self, rule: EventCondition) -> ColumnElement[bool]:
+    def from_events(self, rule: EventCondition) -> bool:
+        """Whether `rule` is better found from the events it needs than per profile:
+        a count over a window (an index on (name, timestamp) reads just those) that
+        no profile without such an event meets."""
+        if rule.agg != "count" or rule.within_days is None:
+            return False
+        match rule.op:
+            case "gte" | "eq":
+                return rule.value > 0
+            case "gt":
+                return rule.value >= 0
+            case _:
+                return False
+
+    def fact_value(self, fact: Fact) -> ColumnElement[Any]:
+        match fact:
+            case TraitFact():
+                return (
+                    select(traits.c.value)
+                    .where(traits.c.profile_id == self.pid, traits.c.name == fact.name)
+                    .correlate(self.outer)
+                    .scalar_subquery()
+                )
+            case ConsentFact():  # until when granted: the latest expiry, NULL if none
+                until = func.coalesce(consent_state.c.expires_at, literal(FOREVER, UtcDateTime()))
+                return (
+                    select(func.max(until))
+                    .where(
+                        consent_state.c.profile_id == self.pid,
+                        consent_state.c.channel == fact.channel,
+                        consent_state.c.purpose == fact.purpose,
+                        _NotIndexed(consent_state.c.status) == "granted",
+                    )
+                    .correlate(self.outer)
+                    .scalar_subquery()
+                )
+            case OfAgeFact():
+                plain = _Compiler(self.now, self.resolve_segment, self.policy)
+                plain.pid, plain.outer = self.pid, self.outer
+                held = plain.of_age_for(OfAgeFor(fact.category, fact.level))
+                return case((held, 1), else_=0)
+            case EventFact():
+                return self.aggregate(fact)
+            case _:
+                assert_never(fact)
+
+    def event_where(self, rule: EventCondition) -> list[ColumnElement[bool]]:
+        """Which of the profile's events `rule` aggregates."""
         where: list[ColumnElement[bool]] = [
-            events.c.profile_id == profiles.c.id,
+            events.c.profile_id == self.pid,
             events.c.type == "track",
             _NotIndexed(events.c.name) == rule.event,
         ]
@@ -245,20 +447,59 @@ class _Compiler:
         for flt in rule.where:
             at = _JsonAt(events.c.properties, _steps(flt.property))
             where.append(_compare(flt.op, flt.value, at))
+        return where
 
-        def per_profile(column: ColumnElement[Any]) -> ColumnElement[Any]:
-            """A correlated subquery: one aggregate over this profile's events."""
-            return (
-                select(column).select_from(events).where(*where).correlate(profiles)
-            ).scalar_subquery()
+    def aggregate(self, fact: EventFact) -> ColumnElement[Any]:
+        """The value of `fact` for this profile, from its events (what a facts column
+        holds): a count (0 over none), an exact sum (0 over none), how many values are
+        numbers, or their minimum or maximum (NULL over none)."""
+        condition = EventCondition(
+            fact.event,
+            "gte",
+            0,
+            within_days=fact.within_days,
+            property=fact.path,
+            where=fact.where,
+        )
+        if fact.fn == "count":
+            column: ColumnElement[Any] = func.count()
+        else:
+            assert fact.path is not None
+            number = _JsonNumber(_JsonAt(events.c.properties, _steps(fact.path)))
+            match fact.fn:
+                case "sum":
+                    column = _ExactSum(number)
+                case "n":
+                    column = func.count(number)
+                case "min":
+                    column = func.min(number)
+                case "max":
+                    column = func.max(number)
+                case _:
+                    raise ValueError(f"not an aggregate: {fact.fn}")
+        return self.per_profile(self.event_where(condition), column)
 
+    def per_profile(
+        self, where: Sequence[ColumnElement[bool]], column: ColumnElement[Any]
+    ) -> ColumnElement[Any]:
+        """A correlated subquery: one aggregate over this profile's events."""
+        return (
+            select(column).select_from(events).where(*where).correlate(self.outer)
+        ).scalar_subquery()
+
+    def event(self, rule: EventCondition) -> ColumnElement[bool]:
+        if self.facts is not None:
+            found = self.event_from_facts(rule)
+            if found is not None:
+                return found
+        where = self.event_where(rule)
         if rule.agg == "count":
-            return _NumberIs(per_profile(func.count()), rule.op, rule.value)
+            return _NumberIs(self.per_profile(where, func.count()), rule.op, rule.value)
         assert rule.property is not None
         number = _JsonNumber(_JsonAt(events.c.properties, _steps(rule.property)))
         match rule.agg:
             case "sum":  # 0 over no events
-                return _SumIs(per_profile(_ExactSum(number)), rule.op, rule.value)
+                return _SumIs(self.per_profile(where, _ExactSum(number)), rule.op, rule.value)
             case "avg":  # avg op v  ⇔  sum op v·n, with n > 0 (as the evaluator)
                 n = func.count(number)
                 holds = and_(n > 0, _SumIs(_ExactSum(number), rule.op, rule.value, times=n))
@@ -269,7 +510,49 @@ class _Compiler:
             case _:
                 assert_never(rule.agg)
         # min/max/avg of nothing is NULL: CASE makes "no value" a plain false.
-        return per_profile(case((holds, 1), else_=0)) == 1
+        return self.per_profile(where, case((holds, 1), else_=0)) == 1
+
+    def event_from_facts(self, rule: EventCondition) -> ColumnElement[bool] | None:
+        """`rule` on the facts row's aggregates, or as a semi-join from the events it
+        needs; None when neither applies."""
+        assert self.facts is not None
+        needed = event_facts(rule)
+        found = {fn: self.facts.column(fact) for fn, fact in needed.items()}
+        columns = {fn: c for fn, c in found.items() if c is not None}
+        if len(columns) == len(found):
+            match rule.agg:
+                case "count":
+                    return _NumberIs(columns["count"], rule.op, rule.value)
+                case "sum":
+                    return _SumIs(columns["sum"], rule.op, rule.value)
+                case "avg":
+                    total, n = columns["sum"], columns["n"]
+                    return and_(n > 0, _SumIs(total, rule.op, rule.value, times=n))
+                case "min" | "max":
+                    holds = _NumberIs(columns[rule.agg], rule.op, rule.value)
+                    return case((holds, True), else_=False)
+                case _:
+                    assert_never(rule.agg)
+        if not self.from_events(rule):
+            return None
+        assert rule.within_days is not None
+        where: list[ColumnElement[bool]] = [
+            events.c.type == "track",
+            events.c.name == rule.event,  # here the (name, timestamp) index is the way in
+            events.c.timestamp >= self.now - timedelta(days=rule.within_days),
+        ]
+        for flt in rule.where:
+            at = _JsonAt(events.c.properties, _steps(flt.property))
+            where.append(_compare(flt.op, flt.value, at))
+        holders = select(events.c.profile_id).where(*where)
+        one_is_enough = (rule.op == "gte" and rule.value <= 1) or (
+            rule.op == "gt" and rule.value < 1
+        )
+        if not one_is_enough:
+            holders = holders.group_by(events.c.profile_id).having(
+                _NumberIs(func.count(), rule.op, rule.value)
+            )
+        return self.pid.in_(holders)
 
     def in_segment(self, rule: InSegment) -> ColumnElement[bool]:
         if rule.slug in self.using:
@@ -280,6 +563,11 @@ class _Compiler:
             return self.predicate(self.resolve_segment(rule.slug))
         finally:
             self.using.pop()
+
+
+def _definitely(holds: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`holds`, with SQL NULL (an unknown column compared) as false, so NOT stays two-valued."""
+    return func.coalesce(holds, false(), type_=Boolean)
 
 
 # -- comparisons (docs/segments.md, Semantics 1-6) ------------------------------------
@@ -362,11 +650,6 @@ def _ordered(op: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> Co
         case "gte":
             return left >= right
     raise ValueError(f"not an ordering operator: {op}")
-
-
-def _exists(table: Table, *where: ColumnElement[bool]) -> Exists:
-    """EXISTS over one of the profile's rows (an index on (profile_id, …) finds them)."""
-    return select(literal_column("1")).select_from(table).where(*where).correlate(profiles).exists()
 
 
 _STEP: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -691,10 +974,12 @@ class _NotIndexed(_Sql):
 
     inherit_cache = False
     name = "not_indexed"
-    type = String()
+    type: Any = String()
 
-    def __init__(self, column: ColumnElement[Any]) -> None:
+    def __init__(self, column: ColumnElement[Any], type_: TypeEngine[Any] | None = None) -> None:
         super().__init__(column)
+        if type_ is not None:  # what values compared with it are bound as
+            self.type = type_
 
 
 class _SubdivisionOf(_Sql):

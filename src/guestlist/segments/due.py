@@ -9,20 +9,30 @@ of imports from the rest of guestlist so any module can call it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Final
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from guestlist.store.tables import segment_rechecks, segments
+from guestlist.store.tables import profile_facts, segment_rechecks, segments
 from guestlist.store.types import utcnow
+
+STALE: Final = datetime(1970, 1, 1, tzinfo=UTC)  # segments.facts.STALE
 
 
 def mark_due(conn: Connection, profile_ids: Iterable[int], at: datetime | None = None) -> None:
     """Make each profile's recheck due at `at` (now) unless it is due sooner already."""
-    rows = [{"profile_id": pid, "due_at": at or utcnow()} for pid in sorted(set(profile_ids))]
-    if not rows or conn.scalar(select(segments.c.id).limit(1)) is None:
+    ids = sorted(set(profile_ids))
+    rows = [{"profile_id": pid, "due_at": at or utcnow()} for pid in ids]
+    if not rows:
+        return
+    # Their facts rows (segments.facts) no longer say what their own rows do.
+    conn.execute(
+        update(profile_facts).where(profile_facts.c.profile_id.in_(ids)).values(fresh_until=STALE)
+    )
+    if conn.scalar(select(segments.c.id).limit(1)) is None:
         return  # no segment can change
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = insert(segment_rechecks)

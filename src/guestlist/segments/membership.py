@@ -34,15 +34,24 @@ from guestlist.age.policy import AgePolicy, UnknownJurisdictionError, default_po
 from guestlist.guard import guard, load_facts
 from guestlist.identity.merge import merge_step
 from guestlist.segments.catalog import Segment, evaluation_order, list_computed, list_segments
-from guestlist.segments.compile import compile_rule
+from guestlist.segments.compile import Facts, compile_rule
 from guestlist.segments.computed import ComputedTrait
 from guestlist.segments.evaluate import ProfileView, evaluate
+from guestlist.segments.facts import (
+    FactsState,
+    ensure_facts,
+    load_state,
+    mark_unbuilt,
+    refresh_facts,
+    set_fresh_until,
+)
 from guestlist.segments.profile_view import load_profile_views
 from guestlist.segments.rules import (
     AgeCondition,
     ConsentCondition,
     EventCondition,
     OfAgeFor,
+    Rule,
     dependencies,
     walk,
 )
@@ -75,19 +84,28 @@ class Catalog:
     uses_age: bool
     uses_consent: bool
     computed: tuple[ComputedTrait, ...] = ()
+    facts: FactsState = field(default_factory=FactsState)
 
     @property
     def empty(self) -> bool:
         return not self.ordered and not self.computed
 
     @classmethod
-    def of(cls, stored: Sequence[Segment], computed: Sequence[ComputedTrait] = ()) -> Catalog:
+    def of(
+        cls,
+        stored: Sequence[Segment],
+        computed: Sequence[ComputedTrait] = (),
+        facts: FactsState | None = None,
+    ) -> Catalog:
         ordered = evaluation_order(stored)
+        facts = facts or FactsState()
         names: set[str] = {c.event for c in computed}
+        # The facts' windows too: a row is fresh until its next recheck.
         windows: set[tuple[str, int]] = {
             (c.event, c.within_days) for c in computed if c.within_days is not None
-        }
-        uses_age = uses_consent = False
+        } | set(facts.windows)
+        uses_age = facts.holds_ages  # such a row is fresh until the next birthday
+        uses_consent = False
         for segment in ordered:
             if segment.restriction is not None:
                 uses_age = uses_consent = True
@@ -99,12 +117,25 @@ class Catalog:
                 uses_age = uses_age or isinstance(node, AgeCondition | OfAgeFor)
                 uses_consent = uses_consent or isinstance(node, ConsentCondition)
         return cls(
-            ordered, frozenset(names), frozenset(windows), uses_age, uses_consent, tuple(computed)
+            ordered,
+            frozenset(names),
+            frozenset(windows),
+            uses_age,
+            uses_consent,
+            tuple(computed),
+            facts,
         )
+
+    def with_facts(self, facts: FactsState) -> Catalog:
+        return Catalog.of(self.ordered, self.computed, facts)
+
+    @property
+    def rules(self) -> list[Rule]:
+        return [s.effective_rule for s in self.ordered]
 
 
 def load_catalog(conn: Connection) -> Catalog:
-    return Catalog.of(list_segments(conn), list_computed(conn))
+    return Catalog.of(list_segments(conn), list_computed(conn), load_state(conn))
 
 
 @dataclass
@@ -137,6 +168,8 @@ def refresh_profiles(
     catalog = catalog or load_catalog(conn)
     out = Changes()
     if catalog.empty:
+        if catalog.facts.built:
+            mark_unbuilt(conn)  # nothing keeps the facts rows from here on
         return out
     now = now or utcnow()
     policy = policy or default_policy()
@@ -150,6 +183,7 @@ def refresh_profiles(
             exited=sorted(current - decided),
         )
         _apply(conn, changes, now, reason)
+        refresh_facts(conn, catalog.facts, ids, now)  # after computed traits are stored
         schedule_rechecks(conn, catalog, now, ids, policy=policy)
         out.entered += changes.entered
         out.exited += changes.exited
@@ -227,6 +261,9 @@ def compute_everyone(conn: Connection, *, now: datetime | None = None) -> int:
     (after a definition changes); returns how many profiles were evaluated."""
     now = now or utcnow()
     catalog = load_catalog(conn)
+    catalog = catalog.with_facts(
+        ensure_facts(conn, catalog.rules, has_catalog=not catalog.empty, now=now)
+    )
     ids = [
         int(p)
         for p in conn.scalars(
@@ -289,12 +326,15 @@ def evaluate_segment(
     by_slug = {s.slug: s for s in catalog.ordered}
     if slug not in by_slug:
         raise KeyError(slug)
+    catalog = catalog.with_facts(ensure_facts(conn, catalog.rules, has_catalog=True, now=now))
+    rows = catalog.facts.for_compiler()
     affected = _users_closure(catalog, slug)
     out = Changes()
     for segment in catalog.ordered:  # dependencies first
         if segment.slug not in affected:
             continue
-        selected: set[int] = set(conn.scalars(members_query(segment, by_slug, now, policy)))
+        query = members_query(segment, by_slug, now, policy, facts=rows)
+        selected: set[int] = set(conn.scalars(query))
         restriction = segment.restriction
         if restriction is not None and selected:
             facts = load_facts(conn, selected)
@@ -320,15 +360,21 @@ def evaluate_segment(
 
 
 def members_query(
-    segment: Segment, by_slug: Mapping[str, Segment], now: datetime, policy: AgePolicy | None = None
-) -> Select[int]:
-    """SELECT profiles.id of the profiles `segment`'s rule (with the guard's conditions
+    segment: Segment,
+    by_slug: Mapping[str, Segment],
+    now: datetime,
+    policy: AgePolicy | None = None,
+    *,
+    facts: Facts | None = None,
+) -> Select[Any]:
+    """SELECT the ids of the profiles `segment`'s rule (with the guard's conditions
     when restricted) selects at `now`; the guard's last word is not in it."""
     return compile_rule(
         segment.effective_rule,
         now=now,
         resolve_segment=lambda s: by_slug[s].effective_rule,
         policy=policy,
+        facts=facts,
     )
 
 
@@ -433,7 +479,11 @@ def schedule_rechecks(
                 sooner(int(pid), _aware(expires))
 
     if profile_ids is None:
-        conn.execute(delete(segment_rechecks))
+        # A recheck already due (a consent click marked it) stays: only its profile's
+        # re-evaluation clears it.
+        conn.execute(delete(segment_rechecks).where(segment_rechecks.c.due_at > now))
+        pending = set(conn.scalars(select(segment_rechecks.c.profile_id)))
+        due = {pid: at for pid, at in due.items() if pid not in pending}
     else:
         for i in range(0, len(profile_ids), CHUNK):
             chunk = profile_ids[i : i + CHUNK]
@@ -441,6 +491,7 @@ def schedule_rechecks(
     rows = [{"profile_id": pid, "due_at": at} for pid, at in sorted(due.items())]
     for i in range(0, len(rows), 10_000):
         conn.execute(segment_rechecks.insert(), rows[i : i + 10_000])
+    set_fresh_until(conn, profile_ids, now)
 
 
 def next_age_change(

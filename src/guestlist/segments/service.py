@@ -20,6 +20,7 @@ from guestlist.jobs.registry import job_handler
 from guestlist.jobs.schedule import recurring
 from guestlist.segments.catalog import Segment, SegmentError, list_segments
 from guestlist.segments.evaluate import explain
+from guestlist.segments.facts import load_state
 from guestlist.segments.membership import (
     compute_everyone,
     evaluate_segment,
@@ -94,7 +95,7 @@ def preview(conn: Connection, segment: Segment, *, now: datetime | None = None) 
     now = now or utcnow()
     by_slug = {s.slug: s for s in list_segments(conn)}
     by_slug[segment.slug] = segment
-    query = members_query(segment, by_slug, now)
+    query = members_query(segment, by_slug, now, facts=load_state(conn).for_compiler())
     restriction = segment.restriction
     if restriction is None:
         count = int(conn.scalar(select(func.count()).select_from(query.subquery())) or 0)
@@ -209,7 +210,7 @@ def explain_sql(conn: Connection, segment: Segment, *, now: datetime | None = No
     by_slug: Mapping[str, Segment] = {s.slug: s for s in list_segments(conn)} | {
         segment.slug: segment
     }
-    query = members_query(segment, by_slug, now)
+    query = members_query(segment, by_slug, now, facts=load_state(conn).for_compiler())
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
     return str(compiled)
 

@@ -26,6 +26,8 @@ from guestlist.store.tables.privacy import (
 from guestlist.store.tables.profile_data import events, traits
 from guestlist.store.tables.segments import (
     computed_traits,
+    fact_columns,
+    profile_facts,
     segment_changes,
     segment_memberships,
     segment_rechecks,
@@ -43,12 +45,14 @@ __all__ = [
     "consent_state",
     "consent_texts",
     "events",
+    "fact_columns",
     "identifiers",
     "inbox",
     "installation_secrets",
     "job_schedule",
     "jobs",
     "metadata",
+    "profile_facts",
     "profile_links",
     "profile_merges",
     "profile_scoped_tables",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text, text
+from sqlalchemy import Boolean, Column, Date, ForeignKey, Index, Integer, String, Table, Text, text
 
 from guestlist.store.tables.base import metadata
 from guestlist.store.types import BigId, Json, UtcDateTime
@@ -84,4 +84,35 @@ computed_traits = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     Column("computed_at", UtcDateTime, nullable=True),  # last computed for everyone
+)
+
+# One row per live profile holding what segment rules read most, typed and side by
+# side, so a rule over a million profiles is one scan of one table (segments.facts).
+# The fixed columns are here; one column per trait, consent channel and event
+# aggregate the stored rules use is added at run time (`fact_columns`). A row is
+# exact from `fresh_from` until `fresh_until` (the profile's next recheck); outside
+# that, rules read the profile's own rows instead.
+profile_facts = Table(
+    "profile_facts",
+    metadata,
+    Column("profile_id", BigId, ForeignKey("profiles.id"), primary_key=True, autoincrement=False),
+    Column("fresh_from", UtcDateTime, nullable=False),
+    Column("fresh_until", UtcDateTime, nullable=False),
+    Column("dob", Date, nullable=True),  # age_state's, copied
+    Column("level", String(20), nullable=True),
+    Column("jurisdiction", String(6), nullable=True),
+    Index(None, "fresh_from"),
+    Index(None, "fresh_until"),
+    info={"profile_scoped": True},
+)
+
+# The columns added to profile_facts: which fact each holds (`key`, segments.facts)
+# and whether every row has it yet.
+fact_columns = Table(
+    "fact_columns",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", Text, nullable=False, unique=True),
+    Column("ready", Boolean, nullable=False, default=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
