@@ -152,11 +152,11 @@ def compile_rule(
     f = facts.table.c
     by_facts = _Compiler(now, resolve_segment, policy, facts).predicate(rule)
     # Nearly every row is fresh: read them in one scan, not through the indexes that
-    # find the few stale ones.
+    # find the few stale ones, and test freshness last, on the rows the rule keeps.
     fresh = select(f.profile_id.label("id")).where(
+        by_facts,
         _NotIndexed(f.fresh_from, UtcDateTime()) <= now,
         _NotIndexed(f.fresh_until, UtcDateTime()) > now,
-        by_facts,
     )
     stale_ids = select(f.profile_id).where(or_(f.fresh_from > now, f.fresh_until <= now))
     # Driven by the stale ids (few), not by the index on merged_into (every profile).

@@ -45,6 +45,7 @@ from sqlalchemy import (
     case,
     column,
     delete,
+    func,
     insert,
     literal,
     select,
@@ -165,13 +166,15 @@ def refresh_facts(
     `now`, fresh from `now` on; `schedule_rechecks` then sets until when."""
     facts_table = state.table()
     if profile_ids is None:
-        conn.execute(delete(facts_table))
+        _empty(conn)
     else:
         conn.execute(delete(facts_table).where(facts_table.c.profile_id.in_(profile_ids)))
     values: list[Any] = [
         profiles.c.id,
         _at(now),
-        _at(FOREVER),
+        # As the recheck already set says; schedule_rechecks corrects the few it moves
+        # (writing every row twice would leave PostgreSQL a table twice its size).
+        _next_recheck(profiles.c.id, now),
         age_state.c.dob,
         age_state.c.level,
         age_state.c.jurisdiction,
@@ -203,15 +206,7 @@ def ensure_facts(
     if not state.built:
         refresh_facts(conn, state, None, now)
     elif pending := [c for c in state.columns if not c.ready]:
-        facts_table = state.table()
-        pid = facts_table.c.profile_id
-        fresh_from = facts_table.c.fresh_from
-        changes: dict[Any, Any] = {
-            facts_table.c[c.name]: fact_value(c.fact, now=now, profile_id=pid) for c in pending
-        }
-        # The new columns are as of `now`: the row is exact from then on, not before.
-        changes[fresh_from] = case((fresh_from < _at(now), _at(now)), else_=fresh_from)
-        conn.execute(update(facts_table).values(changes))
+        _fill(conn, state, pending, now)
     else:
         return state
     conn.execute(update(fact_columns).values(ready=True))
@@ -220,27 +215,73 @@ def ensure_facts(
     return load_state(conn)
 
 
+def _fill(conn: Connection, state: FactsState, pending: list[FactColumn], now: datetime) -> None:
+    """Fill the `pending` columns of every row, as of `now` (each row is then exact
+    from `now` on, not before)."""
+    facts_table = state.table()
+    if conn.dialect.name != "postgresql":
+        pid, fresh_from = facts_table.c.profile_id, facts_table.c.fresh_from
+        changes: dict[Any, Any] = {
+            facts_table.c[c.name]: fact_value(c.fact, now=now, profile_id=pid) for c in pending
+        }
+        changes[fresh_from] = case((fresh_from < _at(now), _at(now)), else_=fresh_from)
+        conn.execute(update(facts_table).values(changes))
+        return
+    # On PostgreSQL an UPDATE of every row leaves every old version behind, and the
+    # table (scanned whole by every rule) twice its size until a VACUUM FULL. Copy the
+    # rows aside and write them back instead, into a table emptied by TRUNCATE.
+    conn.exec_driver_sql(
+        "CREATE TEMPORARY TABLE facts_before ON COMMIT DROP AS SELECT * FROM profile_facts"
+    )
+    before = table("facts_before", *(column(c.name, c.type) for c in facts_table.c))
+    kept = [before.c[name] for name in FIXED if name != "fresh_from"]
+    waiting = {c.name for c in pending}
+    kept += [before.c[c.name] for c in state.columns if c.name not in waiting]
+    fresh_from = before.c.fresh_from
+    values = [
+        *kept,
+        case((fresh_from < _at(now), _at(now)), else_=fresh_from),
+        *(fact_value(c.fact, now=now, profile_id=before.c.profile_id) for c in pending),
+    ]
+    names = [c.name for c in kept] + ["fresh_from"] + [c.name for c in pending]
+    _empty(conn)
+    conn.execute(insert(facts_table).from_select(names, select(*values)))
+
+
+def _empty(conn: Connection) -> None:
+    """Every row goes (TRUNCATE on PostgreSQL: a fresh table, no dead rows to scan)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("TRUNCATE profile_facts")
+    else:
+        conn.execute(delete(profile_facts))
+
+
 def mark_unbuilt(conn: Connection) -> None:
     """Nothing maintains the rows any more: stop the compiler reading them."""
     conn.execute(update(fact_columns).where(fact_columns.c.key == BASE).values(ready=False))
 
 
 def set_fresh_until(conn: Connection, profile_ids: Sequence[int] | None, now: datetime) -> None:
-    """Each row of `profile_ids` (None: every row still fresh at `now`) is fresh until
-    its profile's next recheck in `segment_rechecks` (forever without one)."""
-    pf, due = profile_facts.c, segment_rechecks.c
-    if profile_ids is None:
-        conn.execute(update(profile_facts).where(pf.fresh_until > now).values(fresh_until=FOREVER))
-    # Rows just written (or reset) say FOREVER; only those with a recheck change.
-    with_recheck = select(due.profile_id).where(due.due_at > now)
-    if profile_ids is not None:
-        with_recheck = with_recheck.where(due.profile_id.in_(profile_ids))
-    next_due = select(due.due_at).where(due.profile_id == pf.profile_id).scalar_subquery()
-    conn.execute(
+    """Each row of `profile_ids` (None: every row) still fresh at `now` is fresh until
+    its profile's next recheck in `segment_rechecks` (forever without one). Only rows
+    whose instant changes are written."""
+    pf = profile_facts.c
+    until = _next_recheck(pf.profile_id, now)
+    stmt = (
         update(profile_facts)
-        .where(pf.fresh_until > now, pf.profile_id.in_(with_recheck))
-        .values(fresh_until=next_due)
+        .where(pf.fresh_until > now, pf.fresh_until != until)
+        .values(fresh_until=until)
     )
+    if profile_ids is not None:
+        stmt = stmt.where(pf.profile_id.in_(profile_ids))
+    conn.execute(stmt)
+
+
+def _next_recheck(profile_id: ColumnElement[Any], now: datetime) -> ColumnElement[Any]:
+    """The profile's recheck after `now`, or FOREVER: until when its row is fresh."""
+    due = segment_rechecks.c
+    after = select(due.due_at).where(due.profile_id == profile_id, due.due_at > now)
+    return func.coalesce(after.scalar_subquery(), _at(FOREVER))
 
 
 # -- columns ------------------------------------------------------------------------------
