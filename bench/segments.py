@@ -69,6 +69,7 @@ from guestlist.segments.facts import load_state
 from guestlist.segments.membership import evaluate_segment
 from guestlist.segments.profile_view import load_profile_views
 from guestlist.segments.rules import Rule, RuleError, check_cost, rule_to_json
+from guestlist.segments.service import count_and_first
 from guestlist.segments.text import parse_text
 from guestlist.store.engine import make_engine, read_connection
 from guestlist.store.migrate import upgrade
@@ -394,12 +395,7 @@ def measure_sql(conn: Connection, reps: int, ref: Reference) -> list[Figure]:
     figures = [Figure("audience count", 0.150, seconds, ref.audience_seconds, f"{count:,} {check}")]
 
     def run_preview() -> tuple[int, list[int]]:
-        n = int(conn.execute(count_query(preview, facts)).scalar_one())
-        query = segment_query(preview, facts)
-        first = conn.execute(
-            query.order_by(query.selected_columns[0]).limit(PREVIEW_SAMPLE)
-        ).scalars()
-        return n, [int(pid) for pid in first]
+        return count_and_first(conn, segment_query(preview, facts), PREVIEW_SAMPLE)
 
     seconds, (n, sample) = timed(run_preview, reps)
     if ref.preview_count is None:
