@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from guestlist.store.tables import profile_facts, segment_rechecks, segments
 from guestlist.store.types import utcnow
 
-STALE: Final = datetime(1970, 1, 1, tzinfo=UTC)  # segments.facts.STALE
+STALE: Final = datetime(1970, 1, 1, tzinfo=UTC)  # a facts row's fresh_until: out of date
 
 
 def mark_due(conn: Connection, profile_ids: Iterable[int], at: datetime | None = None) -> None:

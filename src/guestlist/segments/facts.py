@@ -59,7 +59,7 @@ from guestlist.age.policy import default_policy
 from guestlist.consent.ledger import CHANNELS
 from guestlist.identity.merge import merge_step
 from guestlist.segments.compile import FOREVER, Facts, fact_value, policy_fingerprint
-from guestlist.segments.due import STALE as STALE_ROW
+from guestlist.segments.due import STALE  # fresh_until of a row known to be out of date
 from guestlist.segments.fact_specs import (
     ConsentFact,
     EventFact,
@@ -80,7 +80,6 @@ from guestlist.store.tables import (
 from guestlist.store.types import Json, UtcDateTime, utcnow
 
 BASE: Final = "base"
-STALE: Final = STALE_ROW  # fresh_until of a row known to be out of date
 # Consent for marketing on every channel is always kept: previews test it most.
 ALWAYS: Final = frozenset(ConsentFact(channel, "marketing").key for channel in CHANNELS)
 FIXED: Final = ("profile_id", "fresh_from", "fresh_until", "dob", "level", "jurisdiction")
