@@ -9,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, select
 
-from guestlist.consent.ledger import ConsentStatement, append
 from guestlist.segments.catalog import delete_segment, get_segment
 from guestlist.segments.compile import compile_rule
 from guestlist.segments.fact_specs import ConsentFact, EventFact, OfAgeFact, TraitFact, parse_key
@@ -19,7 +18,14 @@ from guestlist.segments.rules import Rule
 from guestlist.segments.text import parse_text, to_text
 from guestlist.store.tables import fact_columns, profile_facts, profiles, segment_rechecks
 from guestlist.store.types import utcnow
-from tests.segments.test_membership import identify, make, order, profile, send
+from tests.segments.test_membership import (
+    identify,
+    make,
+    order,
+    profile,
+    send,
+    state_consent,
+)
 
 RULE = (
     'count("Order Completed" within 30d) >= 2 and sum("Order Completed".total) > 100'
@@ -138,18 +144,7 @@ def test_consent_recorded_outside_the_pipeline_makes_the_row_stale(engine: Engin
     ann, _ = people(engine, now)
     make(engine, "gold-buyers", RULE)
     with engine.begin() as conn:
-        append(
-            conn,
-            ann,
-            ConsentStatement(
-                channel="email",
-                purpose="marketing",
-                status="withdrawn",
-                kind="express",
-                identifier="ann@example.com",
-                event_time=utcnow(),
-            ),
-        )
+        state_consent(conn, ann, "email", "ann@example.com", "withdrawn", utcnow())
         assert row(conn, ann)["fresh_until"] == STALE
         assert selected(conn, parse_text(RULE), utcnow(), facts=True) == set()
 

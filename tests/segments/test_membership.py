@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from guestlist.age.policy import default_policy
 from guestlist.consent.ledger import ConsentStatement, append
@@ -118,6 +118,22 @@ def changes(engine: Engine, segment_id: int) -> list[tuple[int, str, str]]:
             .order_by(segment_changes.c.id)
         )
         return [(int(p), c, r) for p, c, r in rows]
+
+
+def state_consent(
+    conn: Connection, profile_id: int, channel: str, identifier: str, status: str, at: datetime
+) -> None:
+    """Record express marketing consent outside the pipeline (an unsubscribe page, a
+    STOP, a confirmation click): the ledger, not an event."""
+    statement = ConsentStatement(
+        channel=channel,
+        purpose="marketing",
+        status=status,
+        kind="express",
+        identifier=identifier,
+        event_time=at,
+    )
+    append(conn, profile_id, statement)
 
 
 def test_events_move_profiles_in_and_out_in_real_time(engine: Engine) -> None:
@@ -281,18 +297,7 @@ def test_restricted_segments_admit_only_what_the_guard_admits(engine: Engine) ->
     # A withdrawal outside the pipeline (an unsubscribe page, a STOP) marks the
     # profile due; the next recheck pass takes it out.
     with engine.begin() as conn:
-        append(
-            conn,
-            ann,
-            ConsentStatement(
-                channel="sms",
-                purpose="marketing",
-                status="withdrawn",
-                kind="express",
-                identifier="+14155550100",
-                event_time=utcnow(),
-            ),
-        )
+        state_consent(conn, ann, "sms", "+14155550100", "withdrawn", utcnow())
         run_due_rechecks(conn)
     assert members(engine, seg) == set()
     assert changes(engine, seg)[-1] == (ann, "exited", "schedule")
@@ -386,33 +391,11 @@ def test_the_worker_runs_due_rechecks_every_minute(engine: Engine) -> None:
     send(engine, identify("ann", now - timedelta(days=1), email="ann@example.com"))
     ann = profile(engine, "ann")
     with engine.begin() as conn:
-        append(
-            conn,
-            ann,
-            ConsentStatement(
-                channel="email",
-                purpose="marketing",
-                status="granted",
-                kind="express",
-                identifier="ann@example.com",
-                event_time=now - timedelta(hours=1),
-            ),
-        )
+        state_consent(conn, ann, "email", "ann@example.com", "granted", now - timedelta(hours=1))
     seg = make(engine, "emailable", "consent.email is granted")
     assert members(engine, seg) == {ann}
     with engine.begin() as conn:
-        append(
-            conn,
-            ann,
-            ConsentStatement(
-                channel="email",
-                purpose="marketing",
-                status="withdrawn",
-                kind="express",
-                identifier="ann@example.com",
-                event_time=now,
-            ),
-        )
+        state_consent(conn, ann, "email", "ann@example.com", "withdrawn", now)
     thread, stop = Worker(
         engine, process_inbox=process_pending, kinds=[RECHECK], poll_seconds=0.01
     ).start_in_thread()
