@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Engine, select, text, update
 
 # Imported for what they register: the tracking parsers, the segment jobs.
 import guestlist.capture
-import guestlist.segments.service  # noqa: F401
+import guestlist.connectors
+import guestlist.segments.service
 from guestlist.age.events import plan_age, record_age
 from guestlist.canonical import CanonicalEvent
 from guestlist.consent.events import plan_consent, record_consent
@@ -31,6 +32,8 @@ from guestlist.store.tables import inbox, sources
 from guestlist.store.types import utcnow
 
 log = structlog.get_logger(__name__)
+
+guestlist.connectors.load_all()  # each platform's parser for its envelopes
 
 # Identity resolution reads then writes the graph; one processor at a time keeps two
 # workers from creating the same person twice. Other jobs still run in parallel.

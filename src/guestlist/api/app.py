@@ -20,7 +20,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import guestlist.age.events  # registers the `Age Verified` check
 import guestlist.consent.events  # noqa: F401  (registers the `Consent Updated` check)
+from guestlist.api.connections import router as connections_router
 from guestlist.api.consent import router as consent_router
+from guestlist.api.hooks import router as hooks_router
 from guestlist.api.privacy import router as privacy_router
 from guestlist.api.profiles import router as profiles_router
 from guestlist.api.segments import router as segments_router
@@ -36,6 +38,8 @@ ROUTERS: list[APIRouter] = [
     consent_router,
     privacy_router,
     segments_router,
+    connections_router,
+    hooks_router,
 ]
 
 

@@ -7,6 +7,7 @@ without either having to know the table by name.
 
 from guestlist.store.tables.age_data import age_records, age_state
 from guestlist.store.tables.base import metadata, profile_scoped_tables
+from guestlist.store.tables.connections import connection_log, connection_streams, connections
 from guestlist.store.tables.consent import (
     consent_chain_checkpoints,
     consent_records,
@@ -40,6 +41,9 @@ __all__ = [
     "api_keys",
     "audit_log",
     "computed_traits",
+    "connection_log",
+    "connection_streams",
+    "connections",
     "consent_chain_checkpoints",
     "consent_records",
     "consent_state",

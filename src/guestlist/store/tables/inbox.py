@@ -11,7 +11,7 @@ inbox = Table(
     metadata,
     Column("id", BigId, primary_key=True, autoincrement=True),
     Column("source_id", BigId, ForeignKey("sources.id"), nullable=False),
-    Column("kind", String(40), nullable=False),  # tracking.batch | tracking.identify | import…
+    Column("kind", String(80), nullable=False),  # tracking.batch | shopify.orders/paid | …
     # A vendor's own delivery/event id; a redelivery with the same key is stored once.
     Column("idempotency_key", String(200), nullable=True),
     Column("received_at", UtcDateTime, nullable=False),

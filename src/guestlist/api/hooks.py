@@ -1,0 +1,66 @@
+"""`/hooks/{platform}/{connection_id}`: vendor webhooks into the inbox.
+
+The signature is checked against the URL the vendor called as `GUESTLIST_PUBLIC_URL`
+says it (a proxy in front changes host, port and scheme), over the raw body bytes.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from guestlist.api.deps import EngineDep
+from guestlist.connectors.base import WebhookRequest
+from guestlist.connectors.webhooks import receive_webhook, refusal
+from guestlist.settings import get_settings
+from guestlist.store.types import utcnow
+
+router = APIRouter(tags=["webhooks"])
+
+MAX_BODY = 5 << 20  # no vendor we receive from sends more in one delivery
+
+
+def public_url(request: Request) -> str:
+    base = get_settings().public_url.rstrip("/")
+    query = request.url.query
+    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+
+
+async def _body(request: Request) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/hooks/{platform}/{connection_id}",
+    summary="Receive a vendor webhook",
+    description="Verifies the vendor's signature over the raw body, stores the delivery "
+    "in the inbox (once per vendor event id) and answers 200 once it is stored.",
+)
+async def webhook(
+    engine: EngineDep, request: Request, platform: str, connection_id: str
+) -> JSONResponse:
+    received_at = utcnow()
+    body = await _body(request)
+    if body is None:
+        answer = refusal(413, "payload_too_large", f"a delivery is at most {MAX_BODY} bytes")
+        return JSONResponse(answer.body, status_code=answer.status)
+    delivery = WebhookRequest(
+        method=request.method,
+        url=public_url(request),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=body,
+        received_at=received_at,
+    )
+    answer = await run_in_threadpool(receive_webhook, engine, platform, connection_id, delivery)
+    return JSONResponse(answer.body, status_code=answer.status)

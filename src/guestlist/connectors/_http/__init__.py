@@ -1,0 +1,1 @@
+"""HTTP machinery every connector shares: client with retries, rate limits, paginators."""

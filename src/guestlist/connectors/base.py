@@ -1,0 +1,191 @@
+"""What a connector is: its capabilities, its settings, and the calls the framework makes.
+
+A platform folder subclasses `Connector`, sets the class attributes and implements
+the methods of its capabilities:
+
+- **webhook**: `verify_webhook` checks a delivery (signature over the raw body,
+  replay window, shop domain…) and names its topic and the vendor's delivery id; the
+  framework then stores it in the inbox as kind `"{slug}.{topic}"`.
+- **pull**: `client` builds the HTTP client (auth, base URL, rate limit) and `pull`
+  yields pages of one stream from a checkpoint; the framework stores each page in the
+  inbox as kind `"{slug}.pull.{stream}"` (body: `{"stream", "records"}`) together with
+  the checkpoint after it, in one transaction.
+- every connector: `parse` maps its inbox envelopes (both kinds) to canonical events.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from guestlist.canonical import CanonicalEvent
+from guestlist.connectors._http.client import VendorClient
+from guestlist.inbox.store import InboxEnvelope
+
+PULL_KIND = "pull"
+
+
+class Capability(StrEnum):
+    WEBHOOK = "webhook"
+    PULL = "pull"
+    DESTINATION = "destination"
+
+
+class ConnectorSettings(BaseModel):
+    """Settings every connection has; a platform subclasses it with its own.
+
+    Fields typed `SecretStr` are credentials: stored encrypted, never logged, never
+    returned by the API.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The shared secret the vendor signs webhooks with.
+    webhook_secret: SecretStr | None = None
+    # Overrides the vendor's API address (sandboxes, proxies, the fakes in tests).
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    # Region for phone numbers written without a country code.
+    default_region: str = Field(default="US", pattern=r"^[A-Z]{2}$")
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """One delivery as received: the bytes and the URL exactly as the vendor signed them."""
+
+    method: str
+    url: str  # public URL (GUESTLIST_PUBLIC_URL + path + query)
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+    received_at: datetime
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A verified delivery: what it is about and the vendor's id for it."""
+
+    topic: str  # e.g. "customers/create"; inbox kind "{slug}.{topic}"
+    delivery_id: str | None  # a redelivery with the same id is stored once
+
+
+class WebhookRejected(Exception):
+    """A delivery we refuse; `status`/`error`/`field` become the JSON answer."""
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        field: str | None = None,
+        delivery_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.field = field
+        self.delivery_id = delivery_id  # for the connection's log, when the request shows it
+
+
+def bad_signature(header: str) -> WebhookRejected:
+    return WebhookRejected(
+        401, "invalid_signature", f"the {header} header does not match the body", field=header
+    )
+
+
+def missing_header(header: str) -> WebhookRejected:
+    return WebhookRejected(400, "missing_header", f"the {header} header is required", field=header)
+
+
+def no_secret() -> WebhookRejected:
+    return WebhookRejected(
+        409,
+        "webhook_secret_not_set",
+        "this connection has no webhook_secret; set one to receive webhooks",
+        field="webhook_secret",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a pulled stream."""
+
+    records: list[dict[str, Any]]
+    checkpoint: str | None  # where the next page starts; None when the stream is done
+    total: int | None = None  # the stream's size, when the vendor reports it
+    # On the last page: where the next run starts (an updated-at watermark for an
+    # incremental pull); None: the next run starts from the beginning.
+    next_run: str | None = None
+
+
+class ConnectorError(Exception):
+    """A connection that cannot work as configured (bad credentials, unknown shop…)."""
+
+
+class Connector:
+    slug: ClassVar[str]
+    title: ClassVar[str]
+    capabilities: ClassVar[frozenset[Capability]]
+    settings_model: ClassVar[type[ConnectorSettings]] = ConnectorSettings
+    # Pull streams in the order a backfill takes them (customers before orders).
+    streams: ClassVar[tuple[str, ...]] = ()
+    # True where the vendor lets us choose the webhook secret: we generate one.
+    generates_webhook_secret: ClassVar[bool] = False
+
+    def verify_webhook(self, settings: Any, request: WebhookRequest) -> Delivery:
+        raise NotImplementedError(f"{self.slug} does not receive webhooks")
+
+    def parse(self, envelope: InboxEnvelope) -> list[CanonicalEvent]:
+        raise NotImplementedError
+
+    def client(self, settings: Any, *, connection_id: int | None = None) -> VendorClient:
+        raise NotImplementedError(f"{self.slug} has no API client")
+
+    def pull(
+        self, client: VendorClient, settings: Any, stream: str, checkpoint: str | None
+    ) -> Iterator[Page]:
+        raise NotImplementedError(f"{self.slug} cannot pull")
+
+    def check(self, client: VendorClient, settings: Any) -> str:
+        """One cheap authenticated call; a line saying what it showed (`connections test`)."""
+        raise NotImplementedError(f"{self.slug} has no test call")
+
+
+def pull_kind(slug: str, stream: str) -> str:
+    return f"{slug}.{PULL_KIND}.{stream}"
+
+
+def pulled_page(envelope: InboxEnvelope) -> tuple[str, list[dict[str, Any]]]:
+    """The stream and records of a pull envelope."""
+    body = orjson.loads(envelope.body)
+    return str(body["stream"]), list(body["records"])
+
+
+def topic_of(envelope: InboxEnvelope, slug: str) -> str:
+    """`customers/create` for kind `shopify.customers/create`; `pull.customers` for a page."""
+    return envelope.kind[len(slug) + 1 :]
+
+
+_SAFE_TOPIC = re.compile(r"^[A-Za-z0-9_./:-]{1,60}$")
+
+
+def checked_topic(topic: str, field: str) -> str:
+    """A topic from a header or body, refused (400) unless it is a plain short name."""
+    if not _SAFE_TOPIC.match(topic):
+        raise WebhookRejected(400, "invalid_topic", f"unexpected topic {topic[:80]!r}", field=field)
+    return topic

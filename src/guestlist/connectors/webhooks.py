@@ -1,0 +1,116 @@
+"""Receiving a webhook: find the connection, verify, store in the inbox, log, answer.
+
+The envelope and the log line are written in one transaction whose commit comes
+before the 2xx, so an acknowledged delivery is never lost; a redelivery (same vendor
+event id) is answered 200 and stored once. Refusals are logged with the delivery's id
+when the request shows one, and answered with a JSON body naming what was wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+
+from guestlist.connectors.base import Capability, WebhookRejected, WebhookRequest
+from guestlist.connectors.connections import UnknownConnection, load, log_event
+from guestlist.connectors.registry import UnknownPlatform, connector_for
+from guestlist.inbox.store import accept
+
+log = structlog.get_logger(__name__)
+
+# Headers never kept with an envelope: credentials that some senders put there.
+UNKEPT_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookAnswer:
+    status: int
+    body: dict[str, Any] = field(default_factory=dict)
+
+
+def refusal(status: int, code: str, message: str, field: str | None = None) -> WebhookAnswer:
+    """The API's error shape: `{"success": false, "error": {code, message, field}}`."""
+    return WebhookAnswer(
+        status,
+        {"success": False, "error": {"code": code, "message": message, "field": field}},
+    )
+
+
+def _unknown(platform: str, connection_id: str) -> WebhookAnswer:
+    return refusal(
+        404, "unknown_connection", f"no {platform} connection {connection_id}", "connection_id"
+    )
+
+
+def receive_webhook(
+    engine: Engine, platform: str, connection_id: str, request: WebhookRequest
+) -> WebhookAnswer:
+    try:
+        connector_for(platform)
+    except UnknownPlatform as exc:
+        return refusal(404, "unknown_platform", str(exc), "platform")
+    if not connection_id.isdigit():
+        return _unknown(platform, connection_id)
+    with engine.begin() as conn:
+        try:
+            connector, settings, info = load(conn, int(connection_id))
+        except UnknownConnection:
+            return _unknown(platform, connection_id)
+        if info.platform != platform:
+            return _unknown(platform, connection_id)
+        if Capability.WEBHOOK not in connector.capabilities:
+            return refusal(404, "no_webhooks", f"{platform} sends no webhooks here", "platform")
+        try:
+            delivery = connector.verify_webhook(settings, request)
+        except WebhookRejected as exc:
+            log.warning(
+                "webhook refused",
+                platform=platform,
+                connection_id=info.id,
+                delivery_id=exc.delivery_id,
+                error=exc.error,
+                detail=exc.message,
+            )
+            log_event(
+                conn,
+                info.id,
+                "webhook",
+                "rejected",
+                status=exc.status,
+                delivery_id=exc.delivery_id,
+                detail=f"{exc.error}: {exc.message}",
+            )
+            return refusal(exc.status, exc.error, exc.message, exc.field)
+        kept = {k: v for k, v in request.headers.items() if k not in UNKEPT_HEADERS}
+        inbox_id = accept(
+            conn,
+            source_id=info.source_id,
+            kind=f"{platform}.{delivery.topic}",
+            headers=kept,
+            body=request.body,
+            idempotency_key=delivery.delivery_id,
+            received_at=request.received_at,
+        )
+        outcome = "accepted" if inbox_id is not None else "duplicate"
+        log_event(
+            conn,
+            info.id,
+            "webhook",
+            outcome,
+            status=200,
+            delivery_id=delivery.delivery_id,
+            detail=delivery.topic,
+            inbox_id=inbox_id,
+        )
+    log.info(
+        "webhook received",
+        platform=platform,
+        connection_id=info.id,
+        topic=delivery.topic,
+        delivery_id=delivery.delivery_id,
+        outcome=outcome,
+    )
+    return WebhookAnswer(200, {"status": outcome, "delivery_id": delivery.delivery_id})
