@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
+from guestlist.connectors.cli import connections_app
 from guestlist.runtime import tune_gc
 from guestlist.segments.cli import segments_app
 from guestlist.settings import get_settings
@@ -27,6 +28,7 @@ app.add_typer(privacy_app, name="privacy")
 report_app = typer.Typer(help="Reports for the shop and its auditors.", no_args_is_help=True)
 app.add_typer(report_app, name="report")
 app.add_typer(segments_app, name="segments")
+app.add_typer(connections_app, name="connections")
 err = Console(stderr=True)
 # Who the audit log names for what is done from this command (P-6).
 CLI_ACTOR = "cli"

@@ -109,7 +109,7 @@ class VendorClient:
         )
         self.limiter = limiter or Unlimited()
         self.attempts = attempts
-        self.backoff = wait_exponential_jitter(initial=backoff_initial, max=backoff_max)
+        self.backoff = wait_exponential_jitter(multiplier=backoff_initial, max=backoff_max)
         self.sleep = sleep
         self.requests = 0  # sent, retries included (progress, tests)
 

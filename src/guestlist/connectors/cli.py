@@ -1,0 +1,272 @@
+"""`guestlist connections …`: add, list, show, test, backfill, log, remove."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.table import Table
+
+connections_app = typer.Typer(
+    help="Connections to shop platforms and tools (docs/connectors.md).", no_args_is_help=True
+)
+err = Console(stderr=True)
+out = Console()
+CLI_ACTOR = "cli"
+
+
+def _settings(pairs: list[str]) -> dict[str, str]:
+    settings: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            err.print(f"[red]--set takes key=value, got {pair!r}[/]")
+            raise typer.Exit(2)
+        settings[key.strip()] = value
+    return settings
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[red]{message}[/]")
+    return typer.Exit(code)
+
+
+@connections_app.command("add")
+def add_connection(
+    platform: Annotated[str, typer.Argument(help="shopify, square, woocommerce, magento, …")],
+    name: Annotated[str, typer.Option(help="A unique name for this account")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="A setting, key=value (repeat); see `connections platforms`"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the connection as JSON")] = False,
+) -> None:
+    """Add a connection; prints its webhook URL (and the webhook secret we generated)."""
+    from guestlist.connectors import load_all
+    from guestlist.connectors.connections import NameTaken, SettingsInvalid, add
+    from guestlist.connectors.registry import UnknownPlatform
+    from guestlist.store.engine import get_engine
+
+    load_all()
+    try:
+        info, generated = add(get_engine(), platform, name, _settings(set_ or []), actor=CLI_ACTOR)
+    except (UnknownPlatform, NameTaken) as exc:
+        raise _fail(str(exc)) from None
+    except SettingsInvalid as exc:
+        raise _fail(f"setting {exc.field}: {exc.message}") from None
+    data = info.as_json()
+    if generated:
+        data["webhook_secret"] = generated
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    err.print(f"[green]added[/] {info.platform} connection {info.name!r} (id {info.id})")
+    err.print(f"webhook URL: {info.webhook_url}")
+    if generated:
+        err.print(f"webhook secret (shown once; paste it at {info.platform}): {generated}")
+
+
+@connections_app.command("list")
+def list_connections(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """All connections."""
+    from guestlist.connectors.connections import list_all
+    from guestlist.store.engine import get_engine, read_connection
+
+    with read_connection(get_engine()) as conn:
+        items = list_all(conn)
+    if as_json:
+        print(json.dumps([i.as_json() for i in items], indent=2))
+        return
+    table = Table("id", "platform", "name", "webhook URL", "secrets set")
+    for i in items:
+        table.add_row(str(i.id), i.platform, i.name, i.webhook_url, ", ".join(i.secrets_set))
+    out.print(table)
+
+
+@connections_app.command("show")
+def show_connection(
+    ref: Annotated[str, typer.Argument(help="Connection id or name")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """One connection: settings (no secret values) and each stream's progress."""
+    from guestlist.connectors.connections import UnknownConnection, get
+    from guestlist.store.engine import get_engine, read_connection
+
+    with read_connection(get_engine()) as conn:
+        try:
+            info = get(conn, ref)
+        except UnknownConnection as exc:
+            raise _fail(str(exc)) from None
+    data = info.as_json()
+    if as_json:
+        print(json.dumps(data, indent=2))
+        return
+    out.print(f"{info.platform} connection {info.name!r} (id {info.id}): {info.webhook_url}")
+    out.print(f"settings: {json.dumps(info.settings)}; secrets set: {info.secrets_set}")
+    for s in info.streams:
+        total = f"/{s['total']}" if s["total"] is not None else ""
+        out.print(f"  {s['stream']}: {s['status']}, run {s['run']}, {s['records']}{total} "
+                  f"records in {s['pages']} pages" + (f" — {s['error']}" if s["error"] else ""))
+
+
+@connections_app.command("test")
+def test_connection(ref: Annotated[str, typer.Argument(help="Connection id or name")]) -> None:
+    """Call the vendor once with the stored credentials."""
+    from guestlist.connectors import load_all
+    from guestlist.connectors.connections import UnknownConnection, check_connection
+    from guestlist.store.engine import get_engine
+
+    load_all()
+    try:
+        ok, message = check_connection(get_engine(), ref)
+    except UnknownConnection as exc:
+        raise _fail(str(exc)) from None
+    if not ok:
+        raise _fail(f"failed: {message}", 1)
+    err.print(f"[green]ok[/] {message}")
+
+
+@connections_app.command("backfill")
+def backfill_connection(
+    ref: Annotated[str, typer.Argument(help="Connection id or name")],
+    stream: Annotated[
+        list[str] | None, typer.Option("--stream", help="Only this stream (repeat)")
+    ] = None,
+    restart: Annotated[bool, typer.Option(help="Start over instead of resuming")] = False,
+    process: Annotated[
+        bool, typer.Option("--process/--no-process", help="Build profiles as pages arrive")
+    ] = True,
+) -> None:
+    """Pull the connection's history. Stopped (Ctrl-C, crash) it resumes where it was."""
+    from guestlist.connectors import load_all
+    from guestlist.connectors._http.client import VendorError
+    from guestlist.connectors.backfill import StreamProgress, backfill
+    from guestlist.connectors.base import ConnectorError
+    from guestlist.connectors.connections import UnknownConnection
+    from guestlist.pipeline import process_pending
+    from guestlist.settings import get_settings
+    from guestlist.store.engine import get_engine
+
+    load_all()
+    engine = get_engine()
+    failures: list[BaseException] = []
+    stop = threading.Event()
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(state: StreamProgress) -> None:
+            if state.stream not in tasks:
+                tasks[state.stream] = bar.add_task(f"{state.stream} fetched", total=state.total)
+            bar.update(tasks[state.stream], completed=state.records, total=state.total)
+
+        def fetch() -> None:
+            try:
+                backfill(engine, ref, streams=stream, restart=restart, progress=on_progress,
+                         stop=stop)
+            except BaseException as exc:  # reported below, in the main thread
+                failures.append(exc)
+
+        fetcher = threading.Thread(target=fetch, name="backfill", daemon=True)
+        fetcher.start()
+        pages = bar.add_task("pages into profiles", total=None) if process else None
+        done = 0
+        try:
+            while True:
+                taken = process_pending(engine, get_settings().worker_batch_size) if process else 0
+                done += taken
+                if pages is not None:
+                    bar.update(pages, completed=done)
+                if taken == 0:
+                    if not fetcher.is_alive():
+                        break
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            stop.set()
+            fetcher.join()
+            raise _fail("stopped; what was fetched is kept: run the same command to resume",
+                        130) from None
+        fetcher.join()
+    if failures:
+        exc = failures[0]
+        if isinstance(exc, UnknownConnection | ConnectorError | VendorError):
+            raise _fail(f"{exc}\nwhat was fetched is kept: run the same command to resume", 1)
+        raise exc
+    err.print(f"[green]done[/]: {done} pages processed")
+
+
+@connections_app.command("log")
+def connection_log(
+    ref: Annotated[str, typer.Argument(help="Connection id or name")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Deliveries, pulls and tests of a connection, newest first."""
+    from guestlist.connectors.connections import UnknownConnection, get, log_entries
+    from guestlist.store.engine import get_engine, read_connection
+
+    with read_connection(get_engine()) as conn:
+        try:
+            info = get(conn, ref)
+        except UnknownConnection as exc:
+            raise _fail(str(exc)) from None
+        entries = log_entries(conn, info.id, limit=limit)
+    if as_json:
+        print(json.dumps(entries, indent=2))
+        return
+    table = Table("at", "kind", "outcome", "status", "delivery", "detail")
+    for e in entries:
+        table.add_row(e["at"], e["kind"], e["outcome"], str(e["status"] or ""),
+                      e["delivery_id"] or "", e["detail"] or "")
+    out.print(table)
+
+
+@connections_app.command("remove")
+def remove_connection(
+    ref: Annotated[str, typer.Argument(help="Connection id or name")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask")] = False,
+) -> None:
+    """Remove a connection (its credentials, checkpoints and log). Profiles stay."""
+    from guestlist.connectors.connections import UnknownConnection, remove
+    from guestlist.store.engine import get_engine
+
+    if not yes:
+        typer.confirm(f"remove connection {ref!r}?", abort=True)
+    try:
+        info = remove(get_engine(), ref, actor=CLI_ACTOR)
+    except UnknownConnection as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"[green]removed[/] {info.platform} connection {info.name!r} (id {info.id})")
+
+
+@connections_app.command("platforms")
+def platforms() -> None:
+    """The platforms, what each connector can do and the settings it takes."""
+    from guestlist.connectors import load_all
+    from guestlist.connectors.connections import secret_fields
+    from guestlist.connectors.registry import PLATFORMS, available
+
+    load_all()
+    ready = {c.slug: c for c in available()}
+    table = Table("platform", "can", "settings (secret*)")
+    for slug in PLATFORMS:
+        c = ready.get(slug)
+        if c is None:
+            table.add_row(slug, "[dim]not yet[/]", "")
+            continue
+        secret = set(secret_fields(c.settings_model))
+        names = [f"{n}*" if n in secret else n for n in c.settings_model.model_fields]
+        table.add_row(slug, ", ".join(sorted(c.capabilities)), ", ".join(names))
+    out.print(table)
