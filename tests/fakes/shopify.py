@@ -1,0 +1,459 @@
+"""A fake Shopify Admin REST API: customers and orders generated from the real samples.
+
+Enforces what the connector must cope with:
+- `X-Shopify-Access-Token` (401 otherwise);
+- `limit` 1..250 (400), `Link` pagination with opaque `page_info` tokens, and a 400 for
+  any parameter besides `limit`/`fields` sent with `page_info`;
+- the leaky bucket (40 requests, leaking 2/s): `X-Shopify-Shop-Api-Call-Limit` on every
+  answer, 429 with `Retry-After` when full (`rate_limit=False` turns it off);
+- `X-Shopify-API-Version`, falling forward from a retired version to the oldest
+  supported one;
+- `updated_at_min` (kept inside the page_info token, like Shopify), `fields`;
+- faults: a status or a delay on page k of a stream, n times.
+
+Records are generated from their index (deterministic, nothing held in memory), so the
+benchmark can serve 100,000 customers and 500,000 orders.
+
+    python -m tests.fakes.shopify --customers 100000 --orders 500000 --port 8123 --no-limit
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from guestlist.connectors.shopify.signature import sign
+
+SAMPLES = Path(__file__).resolve().parents[2] / "src/guestlist/connectors/shopify/samples"
+TOKEN = "shpat_fake_token"
+SHOP = "bottle-shop.myshopify.com"
+SUPPORTED_VERSIONS = ("2025-01", "2025-04", "2025-07", "2025-10", "2026-01")
+CUSTOMER_ID0 = 7_000_000_000
+ORDER_ID0 = 5_000_000_000
+EST = timezone(timedelta(hours=-5))
+EPOCH = datetime(2024, 1, 2, 9, 0, tzinfo=EST)
+PRODUCTS = (
+    # product_id, sku, title, variant, vendor, price
+    (632910392, "RYE-750", "Rye Whiskey", "750 ml", "Old Mill Distillery", "42.00"),
+    (632910393, "IPA-6PK", "Hazy IPA", "6-pack", "Harbor Brewing", "14.99"),
+    (632910394, "PINOT-22", "Pinot Noir 2022", "750 ml", "Cedar Ridge", "27.50"),
+    (632910395, "GIN-700", "London Dry Gin", "700 ml", "Foundry Spirits", "34.00"),
+    (632910396, "VAPE-MNT", "Mint Pod", "2 pack", "Cloud Co", "19.95"),
+)
+EMAIL_STATES = ("subscribed", "not_subscribed", "unsubscribed", "pending")
+SMS_STATES = ("subscribed", "unsubscribed", "not_subscribed", "not_subscribed", "not_subscribed")
+
+
+def _stamp(when: datetime) -> str:
+    return when.astimezone(EST).isoformat()
+
+
+def _money(amount: str) -> dict[str, Any]:
+    money = {"amount": amount, "currency_code": "USD"}
+    return {"shop_money": money, "presentment_money": dict(money)}
+
+
+def _load(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads((SAMPLES / name).read_bytes())
+    return data
+
+
+_CUSTOMER = _load("rest_2023-01_get_customers.json")["customers"][0]
+_ORDER = _load("rest_2023-01_get_order.json")["order"]
+_LINE_ITEM = _ORDER["line_items"][0]
+
+
+@dataclass
+class Fault:
+    status: int = 500
+    times: int = 1
+    delay: float = 0.0
+
+
+@dataclass
+class FakeShopify:
+    customers: int = 0
+    orders: int = 0
+    token: str = TOKEN
+    shop_domain: str = SHOP
+    rate_limit: bool = True
+    bucket_size: int = 40
+    leak_per_second: float = 2.0
+    retry_after: str = "2.0"
+    # Every `unpaid_every`-th order is `pending` (0: none), every `refunded_every`-th
+    # `refunded`, every `pos_every`-th a POS sale.
+    unpaid_every: int = 0
+    refunded_every: int = 0
+    pos_every: int = 5
+    # Counters the tests and the benchmark read.
+    requests: int = 0
+    throttled: int = 0
+    max_level: float = 0.0
+    calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    faults: dict[tuple[str, int], Fault] = field(default_factory=dict)
+    updated: dict[tuple[str, int], datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._level = 0.0
+        self._at = time.monotonic()
+
+    # -- set-up ---------------------------------------------------------------------
+
+    def fail(self, stream: str, page: int, status: int = 500, times: int = 1) -> None:
+        """Answer `status` to page `page` (0-based) of `stream`, `times` times."""
+        self.faults[(stream, page)] = Fault(status=status, times=times)
+
+    def slow(self, stream: str, page: int, seconds: float, times: int = 1) -> None:
+        self.faults[(stream, page)] = Fault(status=200, times=times, delay=seconds)
+
+    def touch(self, stream: str, index: int, when: datetime) -> None:
+        """Record `index` of `stream` was updated at `when`."""
+        self.updated[(stream, index)] = when
+
+    # -- records --------------------------------------------------------------------
+
+    def customer_updated(self, i: int) -> datetime:
+        return self.updated.get(("customers", i)) or EPOCH + timedelta(minutes=i, days=1)
+
+    def order_updated(self, j: int) -> datetime:
+        return self.updated.get(("orders", j)) or EPOCH + timedelta(minutes=j, days=2)
+
+    @staticmethod
+    def customer_email(i: int) -> str:
+        return f"guest{i}@mail.example.com"
+
+    @staticmethod
+    def customer_phone(i: int) -> str | None:
+        return None if i % 7 == 3 else f"+1415{2_000_000 + i:07d}"
+
+    def customer(self, i: int) -> dict[str, Any]:
+        cid = CUSTOMER_ID0 + i
+        created = _stamp(EPOCH + timedelta(minutes=i))
+        updated = _stamp(self.customer_updated(i))
+        address = {
+            **_CUSTOMER["default_address"],
+            "id": cid,
+            "customer_id": cid,
+            "address1": f"{100 + i % 900} Chestnut Street",
+            "zip": f"{40202 + i % 50:05d}",
+        }
+        email_state = EMAIL_STATES[i % len(EMAIL_STATES)]
+        sms_state = SMS_STATES[i % len(SMS_STATES)]
+        orders = self._orders_of(i)
+        return {
+            **_CUSTOMER,
+            "id": cid,
+            "email": self.customer_email(i),
+            "created_at": created,
+            "updated_at": updated,
+            "first_name": f"Guest{i}",
+            "last_name": "Norman",
+            "orders_count": orders,
+            "total_spent": f"{orders * 42:.2f}",
+            "last_order_id": None,
+            "tags": "vip, newsletter" if i % 3 == 0 else "",
+            "phone": self.customer_phone(i),
+            "accepts_marketing": email_state == "subscribed",
+            "accepts_marketing_updated_at": created,
+            "addresses": [address],
+            "email_marketing_consent": {
+                "state": email_state,
+                "opt_in_level": "confirmed_opt_in" if email_state == "subscribed" else None,
+                "consent_updated_at": created,
+            },
+            "sms_marketing_consent": {
+                "state": sms_state,
+                "opt_in_level": "single_opt_in",
+                "consent_updated_at": created,
+                "consent_collected_from": "SHOPIFY" if sms_state == "subscribed" else "OTHER",
+            },
+            "admin_graphql_api_id": f"gid://shopify/Customer/{cid}",
+            "default_address": address,
+        }
+
+    def _orders_of(self, i: int) -> int:
+        if not self.customers:
+            return 0
+        return self.orders // self.customers + (1 if i < self.orders % self.customers else 0)
+
+    def financial_status(self, j: int) -> str:
+        if self.unpaid_every and j % self.unpaid_every == self.unpaid_every - 1:
+            return "pending"
+        if self.refunded_every and j % self.refunded_every == self.refunded_every - 2:
+            return "refunded"
+        return "partially_refunded" if j % 10 == 9 else "paid"
+
+    def order(self, j: int) -> dict[str, Any]:
+        oid = ORDER_ID0 + j
+        i = j % self.customers if self.customers else None
+        created = _stamp(EPOCH + timedelta(minutes=j, days=1))
+        items = []
+        total = 0.0
+        for k in range(1 + j % 3):
+            pid, sku, title, variant, vendor, price = PRODUCTS[(j + k) % len(PRODUCTS)]
+            quantity = 1 + (j + k) % 2
+            total += float(price) * quantity
+            items.append({
+                **_LINE_ITEM,
+                "id": oid * 10 + k,
+                "admin_graphql_api_id": f"gid://shopify/LineItem/{oid * 10 + k}",
+                "name": f"{title} - {variant}",
+                "price": price,
+                "price_set": _money(price),
+                "product_id": pid,
+                "properties": [],
+                "quantity": quantity,
+                "sku": sku,
+                "title": title,
+                "variant_id": pid * 10 + k,
+                "variant_title": variant,
+                "vendor": vendor,
+                "tax_lines": [],
+                "discount_allocations": [],
+            })
+        subtotal = f"{total:.2f}"
+        tax = f"{total * 0.06:.2f}"
+        grand = f"{total * 1.06:.2f}"
+        pos = bool(self.pos_every) and j % self.pos_every == 0
+        customer = None
+        if i is not None:
+            cid = CUSTOMER_ID0 + i
+            customer = {
+                **_ORDER["customer"],
+                "id": cid,
+                "email": self.customer_email(i),
+                "phone": self.customer_phone(i),
+                "first_name": f"Guest{i}",
+                "created_at": _stamp(EPOCH + timedelta(minutes=i)),
+                "updated_at": _stamp(self.customer_updated(i)),
+                "admin_graphql_api_id": f"gid://shopify/Customer/{cid}",
+                "default_address": None,
+            }
+        return {
+            **_ORDER,
+            "id": oid,
+            "admin_graphql_api_id": f"gid://shopify/Order/{oid}",
+            "contact_email": customer["email"] if customer else None,
+            "email": customer["email"] if customer else "",
+            "phone": None,
+            "created_at": created,
+            "processed_at": created,
+            "updated_at": _stamp(self.order_updated(j)),
+            "financial_status": self.financial_status(j),
+            "name": f"#{1001 + j}",
+            "number": 1 + j,
+            "order_number": 1001 + j,
+            "source_name": "pos" if pos else "web",
+            "location_id": 655441491 if pos else None,
+            "subtotal_price": subtotal,
+            "subtotal_price_set": _money(subtotal),
+            "current_subtotal_price": subtotal,
+            "total_line_items_price": subtotal,
+            "total_price": grand,
+            "total_price_set": _money(grand),
+            "current_total_price": grand,
+            "total_tax": tax,
+            "total_tax_set": _money(tax),
+            "current_total_tax": tax,
+            "total_discounts": "0.00",
+            "total_discounts_set": _money("0.00"),
+            "discount_codes": [],
+            "discount_applications": [],
+            "total_outstanding": "0.00",
+            "line_items": items,
+            "customer": customer,
+            "refunds": [],
+            "fulfillments": [],
+        }
+
+    # -- HTTP -----------------------------------------------------------------------
+
+    def _bucket(self) -> tuple[bool, int]:
+        """Take one request; (allowed, level after)."""
+        now = time.monotonic()
+        self._level = max(0.0, self._level - (now - self._at) * self.leak_per_second)
+        self._at = now
+        if not self.rate_limit:
+            return True, 1
+        if self._level + 1 > self.bucket_size:
+            return False, self.bucket_size
+        self._level += 1
+        self.max_level = max(self.max_level, self._level)
+        return True, math.ceil(self._level)
+
+    def _version(self, asked: str) -> str | None:
+        if asked in SUPPORTED_VERSIONS or asked == "unstable":
+            return asked
+        if asked < SUPPORTED_VERSIONS[0]:
+            return SUPPORTED_VERSIONS[0]  # retired: falls forward
+        return None
+
+    @staticmethod
+    def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        return Response(
+            orjson.dumps(body), status_code=status, media_type="application/json",
+            headers=headers,
+        )
+
+    async def handle(self, request: Request) -> Response:
+        self.requests += 1
+        version = self._version(request.path_params["version"])
+        if request.headers.get("x-shopify-access-token") != self.token:
+            return self._json(
+                {"errors": "[API] Invalid API key or access token (unrecognized login or "
+                 "wrong password)"}, 401)
+        allowed, level = self._bucket()
+        headers = {"X-Shopify-Shop-Api-Call-Limit": f"{level}/{self.bucket_size}"}
+        if not allowed:
+            self.throttled += 1
+            headers["Retry-After"] = self.retry_after
+            return self._json({"errors": "Exceeded 2 calls per second for api client. "
+                               "Reduce request rates to resume uninterrupted service."},
+                              429, headers)
+        if version is None:
+            return self._json({"errors": "Not Found"}, 404, headers)
+        headers["X-Shopify-API-Version"] = version
+        resource = request.path_params["resource"]
+        params = dict(request.query_params)
+        self.calls.append((resource, params))
+        if resource == "shop":
+            return self._json({"shop": {"id": 548380009, "name": "Bottle Shop",
+                                        "myshopify_domain": self.shop_domain}}, 200, headers)
+        if resource not in ("customers", "orders"):
+            return self._json({"errors": "Not Found"}, 404, headers)
+        return await self._list(request, resource, params, headers)
+
+    async def _list(
+        self, request: Request, stream: str, params: dict[str, str], headers: dict[str, str]
+    ) -> Response:
+        try:
+            limit = int(params.get("limit", "50"))
+        except ValueError:
+            limit = -1
+        if not 1 <= limit <= 250:
+            return self._json({"errors": {"limit": "must be between 1 and 250"}}, 400, headers)
+        if "page_info" in params:
+            extra = sorted(set(params) - {"page_info", "limit", "fields"})
+            if extra:
+                return self._json(
+                    {"errors": {"page_info": f"cannot be combined with {', '.join(extra)}"}},
+                    400, headers)
+            try:
+                state = orjson.loads(base64.urlsafe_b64decode(params["page_info"]))
+            except ValueError:
+                return self._json({"errors": {"page_info": "Invalid value."}}, 400, headers)
+        else:
+            state = {"after": 0, "page": 0, "min": params.get("updated_at_min"),
+                     "status": params.get("status", "open")}
+        fault = self.faults.get((stream, int(state["page"])))
+        if fault is not None and fault.times > 0:
+            fault.times -= 1
+            if fault.delay:
+                await asyncio.sleep(fault.delay)
+            if fault.status != 200:
+                return self._json({"errors": "Internal Server Error"}, fault.status, headers)
+        records, after = self._page(stream, state, limit)
+        fields = params.get("fields")
+        if fields:
+            wanted = [f.strip() for f in fields.split(",")]
+            records = [{k: r[k] for k in wanted if k in r} for r in records]
+        links = []
+        base = f"{request.base_url}".rstrip("/") + request.url.path
+        keep = f"&fields={fields}" if fields else ""
+        if state["page"] > 0:
+            links.append(f'<{base}?limit={limit}{keep}&page_info=prev{state["page"]}>; '
+                         'rel="previous"')
+        if after is not None:
+            token = base64.urlsafe_b64encode(orjson.dumps(
+                {**state, "after": after, "page": state["page"] + 1})).decode()
+            links.append(f'<{base}?limit={limit}{keep}&page_info={token}>; rel="next"')
+        if links:
+            headers["Link"] = ", ".join(links)
+        return Response(orjson.dumps({stream: records}), media_type="application/json",
+                        headers=headers)
+
+    def _page(
+        self, stream: str, state: dict[str, Any], limit: int
+    ) -> tuple[list[dict[str, Any]], int | None]:
+        count = self.customers if stream == "customers" else self.orders
+        make = self.customer if stream == "customers" else self.order
+        updated = self.customer_updated if stream == "customers" else self.order_updated
+        since = datetime.fromisoformat(state["min"]) if state.get("min") else None
+        out: list[dict[str, Any]] = []
+        index = int(state["after"])
+        while index < count and len(out) < limit:
+            changed = since is None or updated(index) >= since
+            listed = stream != "orders" or state.get("status") == "any" or (
+                self.financial_status(index) != "refunded"
+            )
+            if changed and listed:
+                out.append(make(index))
+            index += 1
+        if since is not None:  # is there another match after this page?
+            while index < count and updated(index) < since:
+                index += 1
+        return out, (index if index < count else None)
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/admin/api/{version}/{resource}.json", self.handle, methods=["GET"]),
+        ])
+
+
+def webhook_headers(
+    body: bytes,
+    *,
+    secret: str,
+    topic: str,
+    shop: str = SHOP,
+    event_id: str = "e1b2c3d4-0001",
+    webhook_id: str = "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+    api_version: str = "2025-10",
+) -> dict[str, str]:
+    """The headers Shopify sends with a delivery, signed with `secret`."""
+    return {
+        "Content-Type": "application/json",
+        "X-Shopify-Topic": topic,
+        "X-Shopify-Hmac-Sha256": sign(secret, body),
+        "X-Shopify-Shop-Domain": shop,
+        "X-Shopify-API-Version": api_version,
+        "X-Shopify-Webhook-Id": webhook_id,
+        "X-Shopify-Event-Id": event_id,
+        "X-Shopify-Triggered-At": "2026-11-27T12:00:00.000000000Z",
+    }
+
+
+def sample(name: str) -> dict[str, Any]:
+    return copy.deepcopy(_load(name))
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=1000)
+    parser.add_argument("--orders", type=int, default=5000)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--no-limit", action="store_true")
+    args = parser.parse_args()
+    fake = FakeShopify(args.customers, args.orders, rate_limit=not args.no_limit)
+    uvicorn.run(fake.app(), host="127.0.0.1", port=args.port, log_level="warning",
+                lifespan="off", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
