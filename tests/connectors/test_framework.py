@@ -441,3 +441,66 @@ def test_the_api_queues_a_backfill_and_shows_progress(
     assert shown["streams"][0]["status"] == "done"
     assert shown["streams"][0]["records"] == 25
     assert datetime.fromisoformat(shown["streams"][0]["finished_at"]) <= datetime.now(UTC)
+
+
+def test_retries_are_logged_on_the_connection(
+    app: App, toy_api: tuple[str, ToyApi], api: ToyApi
+) -> None:
+    body = _add(app, base_url=toy_api[0])
+    api.fail_page = 3
+    with pytest.raises(VendorError):
+        backfill(app.engine, body["id"])
+    log = app.client.get(f"/api/connections/{body['id']}/log", headers=app.read).json()["data"]
+    assert [e["outcome"] for e in log] == ["failed", "retried"]
+    assert log[1]["status"] == 503
+    assert log[1]["detail"].startswith(f"GET {toy_api[0]}/people: HTTP 503; retrying in")
+    shown = app.client.get(f"/api/connections/{body['id']}", headers=app.read).json()
+    assert shown["streams"][0]["status"] == "failed"
+    assert shown["inbox"] == {"pending": 2, "failed": 0}
+
+
+def test_a_delivery_that_cannot_be_read_is_kept_shown_and_can_be_retried(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = _add(app)
+    conn_id, secret = body["id"], body["webhook_secret"]
+    good = orjson.dumps(ToyApi.person(1, "2026-02-01T00:00:00+00:00"))
+    unreadable = orjson.dumps({"id": 2, "updated": "2026-02-01T00:00:00+00:00"})  # no email
+    assert _deliver(app, conn_id, good, secret, "d-1").status_code == 200
+    assert _deliver(app, conn_id, unreadable, secret, "d-2").status_code == 200
+    process_all(app.engine)
+    assert _profiles(app.engine) == 1  # the good one went through
+    shown = app.client.get(f"/api/connections/{conn_id}", headers=app.read).json()
+    assert shown["inbox"] == {"pending": 0, "failed": 1}
+    (failed,) = app.client.get(f"/api/connections/{conn_id}/failures", headers=app.read).json()[
+        "data"
+    ]
+    assert (failed["delivery_id"], failed["kind"]) == ("d-2", f"{SLUG}.person")
+    assert "KeyError" in failed["error"] and "email" in failed["error"]
+
+    # A fixed parser reads it: retry puts it back in line for the worker.
+    original = registry._connectors[SLUG].parse
+
+    def lenient(envelope: InboxEnvelope) -> list[CanonicalEvent]:
+        record = orjson.loads(envelope.body)
+        if "email" not in record:
+            record["email"] = "two@toy.example"
+            envelope = InboxEnvelope(
+                envelope.id,
+                envelope.source_id,
+                envelope.kind,
+                envelope.headers,
+                orjson.dumps(record),
+                envelope.received_at,
+            )
+        return original(envelope)
+
+    monkeypatch.setitem(parsers._parsers, f"{SLUG}.", lenient)
+    retried = app.client.post(f"/api/connections/{conn_id}/retry", headers=app.admin)
+    assert retried.json() == {"requeued": 1}
+    process_all(app.engine)
+    assert _profiles(app.engine) == 2
+    assert app.client.get(f"/api/connections/{conn_id}", headers=app.read).json()["inbox"] == {
+        "pending": 0,
+        "failed": 0,
+    }

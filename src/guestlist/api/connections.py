@@ -26,6 +26,7 @@ from guestlist.connectors.connections import (
     secret_fields,
 )
 from guestlist.connectors.registry import PLATFORMS, UnknownPlatform, available, connector_for
+from guestlist.inbox.store import failed_envelopes, requeue_failed
 from guestlist.jobs.queue import enqueue
 from guestlist.keys import KeyInfo
 
@@ -172,6 +173,30 @@ def read_log(
 ) -> dict[str, Any]:
     info = _found(conn, ref)
     return {"data": log_entries(conn, info.id, limit=limit, before_id=before)}
+
+
+@router.get(
+    "/connections/{ref}/failures",
+    summary="Deliveries and pages that could not be read into events, and why",
+)
+def failures(
+    conn: ConnectionDep,
+    _key: ReadKey,
+    ref: str,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    info = _found(conn, ref)
+    return {"data": failed_envelopes(conn, info.source_id, limit=limit)}
+
+
+@router.post(
+    "/connections/{ref}/retry",
+    summary="Put the connection's failed deliveries back in line for the worker",
+)
+def retry(engine: EngineDep, _key: AdminKey, ref: str) -> dict[str, Any]:
+    with engine.begin() as conn:
+        info = _found(conn, ref)
+        return {"requeued": requeue_failed(conn, info.source_id)}
 
 
 __all__ = ["connector_for", "router"]

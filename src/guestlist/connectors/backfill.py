@@ -197,6 +197,15 @@ def backfill(
         )
     own_client = client is None
     http = client or connector.client(settings, connection_id=info.id)
+
+    def log_retry(method: str, url: str, status: int | None, seconds: float, why: str) -> None:
+        with engine.begin() as conn:
+            log_event(
+                conn, info.id, "pull", "retried", status=status,
+                detail=f"{method} {url}: {why}; retrying in {seconds:.1f} s",
+            )
+
+    http.on_retry = log_retry
     done: list[StreamProgress] = []
     try:
         for stream in wanted:

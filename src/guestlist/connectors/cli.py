@@ -233,6 +233,58 @@ def connection_log(
     out.print(table)
 
 
+@connections_app.command("failures")
+def connection_failures(
+    ref: Annotated[str, typer.Argument(help="Connection id or name")],
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Deliveries and pages that could not be read into events, and why."""
+    from guestlist.connectors.connections import UnknownConnection, get
+    from guestlist.inbox.store import failed_envelopes
+    from guestlist.store.engine import get_engine, read_connection
+
+    with read_connection(get_engine()) as conn:
+        try:
+            info = get(conn, ref)
+        except UnknownConnection as exc:
+            raise _fail(str(exc)) from None
+        failed = failed_envelopes(conn, info.source_id, limit=limit)
+    if as_json:
+        print(json.dumps(failed, indent=2))
+        return
+    table = Table("inbox id", "kind", "delivery", "received", "error")
+    for f in failed:
+        table.add_row(str(f["inbox_id"]), f["kind"], f["delivery_id"] or "", f["received_at"],
+                      f["error"] or "")
+    out.print(table)
+
+
+@connections_app.command("retry")
+def retry_failures(ref: Annotated[str, typer.Argument(help="Connection id or name")]) -> None:
+    """Process a connection's failed deliveries and pages again (after a fix)."""
+    from guestlist.connectors import load_all
+    from guestlist.connectors.connections import UnknownConnection, get
+    from guestlist.inbox.store import requeue_failed
+    from guestlist.pipeline import process_all
+    from guestlist.store.engine import get_engine
+
+    load_all()
+    engine = get_engine()
+    with engine.begin() as conn:
+        try:
+            info = get(conn, ref)
+        except UnknownConnection as exc:
+            raise _fail(str(exc)) from None
+        requeued = requeue_failed(conn, info.source_id)
+    process_all(engine)
+    with engine.connect() as conn:
+        left = get(conn, info.id).inbox.get("failed", 0)
+    err.print(f"{requeued} requeued; {requeued - left} processed, {left} failed again")
+    if left:
+        raise typer.Exit(1)
+
+
 @connections_app.command("remove")
 def remove_connection(
     ref: Annotated[str, typer.Argument(help="Connection id or name")],

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, Row, delete, select, update
 from guestlist.audit import SYSTEM, audit
 from guestlist.connectors.base import Connector, ConnectorSettings
 from guestlist.connectors.registry import connector_for
+from guestlist.inbox.store import waiting_counts
 from guestlist.keys import ensure_source
 from guestlist.settings import get_settings
 from guestlist.store.crypto import decrypt, encrypt
@@ -66,6 +67,8 @@ class ConnectionInfo:
     created_at: datetime
     updated_at: datetime
     streams: list[dict[str, Any]] = field(default_factory=list)
+    # Envelopes of this connection still to process, and those that failed.
+    inbox: dict[str, int] = field(default_factory=dict)
 
     @property
     def webhook_url(self) -> str:
@@ -82,6 +85,7 @@ class ConnectionInfo:
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "streams": self.streams,
+            "inbox": self.inbox,
         }
 
 
@@ -124,7 +128,11 @@ def _split(connector: Connector, settings: ConnectorSettings) -> tuple[dict[str,
     return public, encrypt(orjson.dumps(plain))
 
 
-def _info(row: Row[Any], streams: list[dict[str, Any]] | None = None) -> ConnectionInfo:
+def _info(
+    row: Row[Any],
+    streams: list[dict[str, Any]] | None = None,
+    waiting: dict[str, int] | None = None,
+) -> ConnectionInfo:
     plain = orjson.loads(decrypt(bytes(row.secrets)))
     return ConnectionInfo(
         id=int(row.id),
@@ -136,6 +144,7 @@ def _info(row: Row[Any], streams: list[dict[str, Any]] | None = None) -> Connect
         created_at=row.created_at,
         updated_at=row.updated_at,
         streams=streams or [],
+        inbox=waiting or {},
     )
 
 
@@ -232,9 +241,9 @@ def stream_states(conn: Connection, connection_id: int) -> list[dict[str, Any]]:
 
 
 def get(conn: Connection, ref: int | str) -> ConnectionInfo:
-    """A connection by id or name, with its streams' progress."""
+    """A connection by id or name, with its streams' progress and its waiting envelopes."""
     row = _row(conn, ref)
-    return _info(row, stream_states(conn, int(row.id)))
+    return _info(row, stream_states(conn, int(row.id)), waiting_counts(conn, int(row.source_id)))
 
 
 def list_all(conn: Connection) -> list[ConnectionInfo]:

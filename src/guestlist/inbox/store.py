@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from guestlist.store.tables import inbox, sources
@@ -91,3 +91,47 @@ def load_envelopes(conn: Connection, ids: Sequence[int]) -> list[InboxEnvelope]:
         )
         for row in rows
     ]
+
+
+def waiting_counts(conn: Connection, source_id: int) -> dict[str, int]:
+    """How many of a source's envelopes are pending and how many failed."""
+    rows = conn.execute(
+        select(inbox.c.status, func.count())
+        .where(inbox.c.status.in_(("pending", "failed")), inbox.c.source_id == source_id)
+        .group_by(inbox.c.status)
+    )
+    counts = {"pending": 0, "failed": 0}
+    counts.update({str(status): int(n) for status, n in rows})
+    return counts
+
+
+def failed_envelopes(conn: Connection, source_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
+    """A source's failed envelopes, oldest first: what could not be read, and why."""
+    rows = conn.execute(
+        select(inbox.c.id, inbox.c.kind, inbox.c.idempotency_key, inbox.c.received_at,
+               inbox.c.attempts, inbox.c.error)
+        .where(inbox.c.status == "failed", inbox.c.source_id == source_id)
+        .order_by(inbox.c.id)
+        .limit(limit)
+    )
+    return [
+        {
+            "inbox_id": int(r.id),
+            "kind": r.kind,
+            "delivery_id": r.idempotency_key,
+            "received_at": r.received_at.isoformat(),
+            "attempts": int(r.attempts),
+            "error": r.error,
+        }
+        for r in rows
+    ]
+
+
+def requeue_failed(conn: Connection, source_id: int) -> int:
+    """Put a source's failed envelopes back in line (after a fix); returns how many."""
+    result = conn.execute(
+        update(inbox)
+        .where(inbox.c.status == "failed", inbox.c.source_id == source_id)
+        .values(status="pending", error=None)
+    )
+    return int(result.rowcount or 0)

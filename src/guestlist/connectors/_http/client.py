@@ -112,6 +112,9 @@ class VendorClient:
         self.backoff = wait_exponential_jitter(multiplier=backoff_initial, max=backoff_max)
         self.sleep = sleep
         self.requests = 0  # sent, retries included (progress, tests)
+        # Told of each retry before its wait: (method, url, status or None, seconds,
+        # what went wrong). Backfills log them on the connection.
+        self.on_retry: Callable[[str, str, int | None, float, str], None] | None = None
 
     def __enter__(self) -> VendorClient:
         return self
@@ -155,6 +158,23 @@ class VendorClient:
             raise _Retryable(response)
         return response
 
+    def _before_sleep(self, method: str, url: str) -> Callable[[RetryCallState], None]:
+        def tell(state: RetryCallState) -> None:
+            if self.on_retry is None or state.outcome is None:
+                return
+            exc = state.outcome.exception()
+            response = exc.response if isinstance(exc, _Retryable) else None
+            seconds = state.next_action.sleep if state.next_action else 0.0
+            self.on_retry(
+                method,
+                _without_query(str(self.http.base_url.join(url))),
+                response.status_code if response is not None else None,
+                float(seconds),
+                str(exc),
+            )
+
+        return tell
+
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """Send with retries; a 2xx/3xx response, else `VendorError`."""
         retrying = Retrying(
@@ -162,6 +182,7 @@ class VendorClient:
             wait=self._wait,
             retry=retry_if_exception(lambda e: isinstance(e, _Retryable)),
             sleep=self.sleep,
+            before_sleep=self._before_sleep(method, url),
             reraise=True,
         )
         try:
