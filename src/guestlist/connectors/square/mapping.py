@@ -1,0 +1,274 @@
+"""Square payloads → canonical events.
+
+A customer (webhook `customer.created`/`customer.updated`, or a pulled page) is one
+`identify`, plus a `Consent Updated` (email withdrawn) when Square holds the customer
+as unsubscribed, plus an `Age Verified` when the birthday has a year. Message ids come
+from the customer id and its `version` (which Square raises on every change and which
+is the same in webhooks and API answers, where `updated_at` is not always written to
+the same precision), so one version arriving by webhook and by pull is applied once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from guestlist.canonical import CanonicalEvent, ExternalId
+from guestlist.capture.tracking_parse import parse_timestamp
+from guestlist.connectors.base import PULL_KIND, pulled_page, topic_of
+from guestlist.inbox.store import InboxEnvelope
+
+SLUG = "square"
+CUSTOMER_NS = "square:customer"
+DELETED_EVENT = "Square Customer Deleted"
+CUSTOMER_TOPICS = ("customer.created", "customer.updated")
+TOPICS = (*CUSTOMER_TOPICS, "customer.deleted", "webhooks.test_notification")
+
+# Square writes a birthday without a year as 0000-MM-DD; older versions wrote a
+# date-time at midnight.
+_BIRTHDAY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:T00:00:00(?:\.0+)?(?:Z|[+-]00:?00))?$")
+
+
+class SquarePayloadError(ValueError):
+    """A stored Square payload that lacks what the mapping needs; `field` names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+def _time(value: Any, field: str) -> datetime:
+    if not isinstance(value, str) or not value:
+        raise SquarePayloadError(field, "missing")
+    try:
+        return parse_timestamp(value)
+    except ValueError:
+        raise SquarePayloadError(field, f"{value!r} is not an RFC 3339 time") from None
+
+
+def version_key(customer: dict[str, Any]) -> str:
+    """What tells one version of a customer from another: `version`, else `updated_at`."""
+    version = customer.get("version")
+    if isinstance(version, int) and not isinstance(version, bool):
+        return f"v{version}"
+    return _time(customer.get("updated_at"), "customer.updated_at").isoformat()
+
+
+def _address(raw: Any) -> dict[str, Any] | None:
+    if not isinstance(raw, dict):
+        return None
+    names = {
+        "street": "address_line_1",
+        "street2": "address_line_2",
+        "city": "locality",
+        "state": "administrative_district_level_1",
+        "postal_code": "postal_code",
+        "country": "country",
+    }
+    out = {ours: raw[theirs] for ours, theirs in names.items() if raw.get(theirs)}
+    return out or None
+
+
+def _birthday(raw: Any) -> tuple[str | None, str | None, bool]:
+    """(the `birthday` trait, a month-day without a year, whether the trait is a date)
+    from Square's `birthday`."""
+    if not isinstance(raw, str) or not raw:
+        return None, None, False
+    match = _BIRTHDAY.match(raw.strip())
+    if match is None:
+        return raw, None, False  # kept as sent: the pipeline flags an unreadable birthday
+    year, month, day = match.groups()
+    if year == "0000":
+        return None, f"{month}-{day}", False
+    return f"{year}-{month}-{day}", None, True
+
+
+def customer_traits(customer: dict[str, Any]) -> dict[str, Any]:
+    """The traits a customer record states (fields Square left out are not cleared)."""
+    traits: dict[str, Any] = {}
+    plain = {
+        "first_name": "given_name",
+        "last_name": "family_name",
+        "email": "email_address",
+        "phone": "phone_number",
+        "nickname": "nickname",
+        "created_at": "created_at",
+        "square_reference_id": "reference_id",
+        "square_creation_source": "creation_source",
+    }
+    for ours, theirs in plain.items():
+        value = customer.get(theirs)
+        if value not in (None, ""):
+            traits[ours] = value
+    if customer.get("company_name"):
+        traits["company"] = {"name": customer["company_name"]}
+    address = _address(customer.get("address"))
+    if address:
+        traits["address"] = address
+    dob, month_day, _ = _birthday(customer.get("birthday"))
+    if dob is not None:
+        traits["birthday"] = dob
+    if month_day is not None:
+        # Not a date of birth: a trait for birthday greetings, never an age.
+        traits["birthday_month_day"] = month_day
+    for ours, theirs in (("square_group_ids", "group_ids"), ("square_segment_ids", "segment_ids")):
+        if isinstance(customer.get(theirs), list):
+            traits[ours] = list(customer[theirs])
+    return traits
+
+
+def customer_events(customer: Any, envelope: InboxEnvelope) -> list[CanonicalEvent]:
+    if not isinstance(customer, dict):
+        raise SquarePayloadError("customer", "expected an object")
+    customer_id = customer.get("id")
+    if not isinstance(customer_id, str) or not customer_id:
+        raise SquarePayloadError("customer.id", "missing")
+    when = _time(customer.get("updated_at") or customer.get("created_at"), "customer.updated_at")
+    base = f"{CUSTOMER_NS}:{customer_id}:{version_key(customer)}"
+    external = [ExternalId(CUSTOMER_NS, customer_id)]
+    traits = customer_traits(customer)
+    contact = {k: traits[k] for k in ("email", "phone") if k in traits}
+
+    def event(kind: str, message_id: str, **fields: Any) -> CanonicalEvent:
+        return CanonicalEvent(
+            type=kind,
+            message_id=message_id,
+            timestamp=when,
+            received_at=envelope.received_at,
+            source_id=envelope.source_id,
+            external_ids=list(external),
+            inbox_id=envelope.id,
+            default_region=envelope.default_region,
+            **fields,
+        )
+
+    events = [event("identify", base, traits=traits)]
+    preferences = customer.get("preferences")
+    if isinstance(preferences, dict) and preferences.get("email_unsubscribed") is True:
+        # C-5: an unsubscribe recorded at Square reaches the ledger. `false` is only
+        # the absence of an unsubscribe, never a grant (C-4), so it records nothing.
+        # Square gives no time for it: the version's time is the latest it is known.
+        props: dict[str, Any] = {
+            "channel": "email",
+            "status": "withdrawn",
+            "kind": "express",
+            "recorded_by": SLUG,
+            "square_customer_id": customer_id,
+            "square_preference": "email_unsubscribed",
+        }
+        if "email" in traits:
+            props["identifier"] = traits["email"]
+        events.append(
+            event(
+                "track",
+                f"{base}:email_unsubscribed",
+                name="Consent Updated",
+                properties=props,
+                context={"traits": contact},
+            )
+        )
+    dob, _, is_date = _birthday(customer.get("birthday"))
+    if is_date:
+        # A date of birth the customer gave the shop; a year-less birthday is none.
+        events.append(
+            event(
+                "track",
+                f"{base}:birthday",
+                name="Age Verified",
+                properties={
+                    "birthday": dob,
+                    "level": "dob_provided",
+                    "method": "vendor_profile",
+                    "provider": SLUG,
+                    "reference": customer_id,
+                    "recorded_by": SLUG,
+                },
+                context={"traits": contact},
+            )
+        )
+    return events
+
+
+def _deleted(body: dict[str, Any], envelope: InboxEnvelope) -> list[CanonicalEvent]:
+    """We never erase a profile because Square deleted its record (erasure is our own
+    request, P-2): the deletion is an event on the profile's timeline."""
+    data = _data(body)
+    customer = _object(data).get("customer")
+    customer_id = data.get("id") or (customer or {}).get("id")
+    if not isinstance(customer_id, str) or not customer_id:
+        raise SquarePayloadError("data.id", "missing")
+    props: dict[str, Any] = {"square_customer_id": customer_id}
+    if isinstance(customer, dict) and isinstance(customer.get("version"), int):
+        props["version"] = customer["version"]
+    merge = (_object(data).get("event_context") or {}).get("merge")
+    if isinstance(merge, dict) and merge.get("to_customer_id"):
+        props["merged_into_square_customer_id"] = merge["to_customer_id"]
+    return [
+        CanonicalEvent(
+            type="track",
+            message_id=f"{CUSTOMER_NS}:{customer_id}:deleted",
+            timestamp=_time(body.get("created_at"), "created_at"),
+            received_at=envelope.received_at,
+            source_id=envelope.source_id,
+            name=DELETED_EVENT,
+            properties=props,
+            external_ids=[ExternalId(CUSTOMER_NS, customer_id)],
+            inbox_id=envelope.id,
+            default_region=envelope.default_region,
+        )
+    ]
+
+
+def _data(body: dict[str, Any]) -> dict[str, Any]:
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise SquarePayloadError("data", "missing")
+    return data
+
+
+def _object(data: dict[str, Any]) -> dict[str, Any]:
+    obj = data.get("object")
+    return obj if isinstance(obj, dict) else {}
+
+
+def _customer_changed(body: dict[str, Any], envelope: InboxEnvelope) -> list[CanonicalEvent]:
+    customer = _object(_data(body)).get("customer")
+    if customer is None:
+        raise SquarePayloadError("data.object.customer", "missing")
+    return customer_events(customer, envelope)
+
+
+def _nothing(body: dict[str, Any], envelope: InboxEnvelope) -> list[CanonicalEvent]:
+    return []  # webhooks.test_notification: proves the subscription works, states nothing
+
+
+WebhookHandler = Callable[[dict[str, Any], InboxEnvelope], list[CanonicalEvent]]
+WEBHOOK_HANDLERS: dict[str, WebhookHandler] = {
+    "customer.created": _customer_changed,
+    "customer.updated": _customer_changed,
+    "customer.deleted": _deleted,
+    "webhooks.test_notification": _nothing,
+}
+
+
+def parse_envelope(envelope: InboxEnvelope) -> list[CanonicalEvent]:
+    topic = topic_of(envelope, SLUG)
+    if topic.startswith(f"{PULL_KIND}."):
+        stream, records = pulled_page(envelope)
+        if stream != "customers":
+            raise SquarePayloadError("stream", f"unknown Square stream {stream!r}")
+        return [e for record in records for e in customer_events(record, envelope)]
+    handler = WEBHOOK_HANDLERS.get(topic)
+    if handler is None:
+        raise SquarePayloadError("type", f"unknown Square topic {topic!r}")
+    try:
+        body = orjson.loads(envelope.body)
+    except orjson.JSONDecodeError:
+        raise SquarePayloadError("body", "not JSON") from None
+    if not isinstance(body, dict):
+        raise SquarePayloadError("body", "expected a JSON object")
+    return handler(body, envelope)
