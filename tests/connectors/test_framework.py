@@ -504,3 +504,31 @@ def test_a_delivery_that_cannot_be_read_is_kept_shown_and_can_be_retried(
         "pending": 0,
         "failed": 0,
     }
+
+
+def test_a_connector_may_answer_in_its_own_format_and_shake_hands(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from guestlist.connectors.base import Reply
+
+    body = _add(app)
+    conn_id, secret = body["id"], body["webhook_secret"]
+    toy = registry._connectors[SLUG]
+    assert app.client.get(f"/hooks/{SLUG}/{conn_id}").status_code == 405
+
+    def reply(conn: Any, settings: Any, request: Any, delivery: Any, source_id: int) -> Reply:
+        return Reply(b"<Response/>", "application/xml")
+
+    def handshake(settings: Any, request: WebhookRequest) -> Reply:
+        return Reply(request.url.rsplit("=", 1)[-1].encode())
+
+    monkeypatch.setattr(toy, "reply", reply)
+    monkeypatch.setattr(toy, "handshake", handshake)
+    person = orjson.dumps(ToyApi.person(1, "2026-02-01T00:00:00+00:00"))
+    answered = _deliver(app, conn_id, person, secret, "d-1")
+    assert answered.status_code == 200
+    assert answered.headers["content-type"].startswith("application/xml")
+    assert answered.text == "<Response/>"
+    shake = app.client.get(f"/hooks/{SLUG}/{conn_id}?hub.challenge=1158201444")
+    assert (shake.status_code, shake.text) == (200, "1158201444")
+    assert app.client.get(f"/hooks/{SLUG}/99?x=1").status_code == 404

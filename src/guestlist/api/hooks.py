@@ -7,12 +7,17 @@ says it (a proxy in front changes host, port and scheme), over the raw body byte
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from guestlist.api.deps import EngineDep
 from guestlist.connectors.base import WebhookRequest
-from guestlist.connectors.webhooks import receive_webhook, refusal
+from guestlist.connectors.webhooks import (
+    WebhookAnswer,
+    answer_handshake,
+    receive_webhook,
+    refusal,
+)
 from guestlist.settings import get_settings
 from guestlist.store.types import utcnow
 
@@ -49,7 +54,7 @@ async def _body(request: Request) -> bytes | None:
 )
 async def webhook(
     engine: EngineDep, request: Request, platform: str, connection_id: str
-) -> JSONResponse:
+) -> Response:
     received_at = utcnow()
     body = await _body(request)
     if body is None:
@@ -63,4 +68,34 @@ async def webhook(
         received_at=received_at,
     )
     answer = await run_in_threadpool(receive_webhook, engine, platform, connection_id, delivery)
+    return _response(answer)
+
+
+def _response(answer: WebhookAnswer) -> Response:
+    if answer.reply is not None:
+        return Response(
+            answer.reply.content,
+            status_code=answer.reply.status,
+            media_type=answer.reply.media_type,
+        )
     return JSONResponse(answer.body, status_code=answer.status)
+
+
+@router.get(
+    "/hooks/{platform}/{connection_id}",
+    summary="A vendor's verification handshake",
+    description="Meta (Facebook Lead Ads) verifies a webhook URL with a GET carrying "
+    "`hub.challenge`; other platforms answer 405.",
+)
+async def handshake(
+    engine: EngineDep, request: Request, platform: str, connection_id: str
+) -> Response:
+    delivery = WebhookRequest(
+        method="GET",
+        url=public_url(request),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=b"",
+        received_at=utcnow(),
+    )
+    answer = await run_in_threadpool(answer_handshake, engine, platform, connection_id, delivery)
+    return _response(answer)

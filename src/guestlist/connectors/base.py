@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from sqlalchemy import Connection
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.connectors._http.client import VendorClient
@@ -72,6 +73,15 @@ class WebhookRequest:
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """An answer in the vendor's own format (TwiML, a handshake's echo) instead of JSON."""
+
+    content: bytes
+    media_type: str = "text/plain"
+    status: int = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +159,27 @@ class Connector:
 
     def verify_webhook(self, settings: Any, request: WebhookRequest) -> Delivery:
         raise NotImplementedError(f"{self.slug} does not receive webhooks")
+
+    def reply(
+        self,
+        conn: Connection,
+        settings: Any,
+        request: WebhookRequest,
+        delivery: Delivery,
+        source_id: int,
+    ) -> Reply | None:
+        """What to answer a stored delivery (also a redelivery), in its transaction.
+
+        None: the JSON acknowledgement. A vendor that reads the answer (Twilio's TwiML
+        reply to a keyword) gets it from here.
+        """
+        return None
+
+    def handshake(self, settings: Any, request: WebhookRequest) -> Reply:
+        """Answer a GET to the webhook URL (Meta's `hub.challenge` verification)."""
+        raise WebhookRejected(
+            405, "method_not_allowed", f"{self.slug} webhooks are POSTed", field="method"
+        )
 
     def parse(self, envelope: InboxEnvelope) -> list[CanonicalEvent]:
         raise NotImplementedError

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 
-from guestlist.connectors.base import Capability, WebhookRejected, WebhookRequest
+from guestlist.connectors.base import Capability, Reply, WebhookRejected, WebhookRequest
 from guestlist.connectors.connections import UnknownConnection, load, log_event
 from guestlist.connectors.registry import UnknownPlatform, connector_for
 from guestlist.inbox.store import accept
@@ -29,6 +29,7 @@ UNKEPT_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x
 class WebhookAnswer:
     status: int
     body: dict[str, Any] = field(default_factory=dict)
+    reply: Reply | None = None  # the vendor's own format, instead of `body` as JSON
 
 
 def refusal(status: int, code: str, message: str, field: str | None = None) -> WebhookAnswer:
@@ -95,6 +96,7 @@ def receive_webhook(
             received_at=request.received_at,
         )
         outcome = "accepted" if inbox_id is not None else "duplicate"
+        reply = connector.reply(conn, settings, request, delivery, info.source_id)
         log_event(
             conn,
             info.id,
@@ -113,4 +115,37 @@ def receive_webhook(
         delivery_id=delivery.delivery_id,
         outcome=outcome,
     )
-    return WebhookAnswer(200, {"status": outcome, "delivery_id": delivery.delivery_id})
+    return WebhookAnswer(200, {"status": outcome, "delivery_id": delivery.delivery_id}, reply=reply)
+
+
+def answer_handshake(
+    engine: Engine, platform: str, connection_id: str, request: WebhookRequest
+) -> WebhookAnswer:
+    """A GET to a webhook URL: the connector's verification handshake, if it has one."""
+    try:
+        connector_for(platform)
+    except UnknownPlatform as exc:
+        return refusal(404, "unknown_platform", str(exc), "platform")
+    if not connection_id.isdigit():
+        return _unknown(platform, connection_id)
+    with engine.begin() as conn:
+        try:
+            connector, settings, info = load(conn, int(connection_id))
+        except UnknownConnection:
+            return _unknown(platform, connection_id)
+        if info.platform != platform:
+            return _unknown(platform, connection_id)
+        try:
+            reply = connector.handshake(settings, request)
+        except WebhookRejected as exc:
+            log_event(
+                conn,
+                info.id,
+                "webhook",
+                "rejected",
+                status=exc.status,
+                detail=f"handshake: {exc.error}: {exc.message}",
+            )
+            return refusal(exc.status, exc.error, exc.message, exc.field)
+        log_event(conn, info.id, "webhook", "handshake", status=reply.status)
+    return WebhookAnswer(reply.status, reply=reply)
