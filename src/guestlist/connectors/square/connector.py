@@ -67,7 +67,11 @@ class SquareConnector(Connector):
         topic = body.get("type")
         if not isinstance(topic, str) or not topic:
             raise _bad_body("type", "type is required", event_id)
-        checked_topic(topic, "type")
+        try:
+            checked_topic(topic, "type")
+        except WebhookRejected as exc:
+            exc.delivery_id = event_id
+            raise
         if topic not in TOPICS:
             raise WebhookRejected(
                 400,
