@@ -25,6 +25,7 @@ import base64
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -54,8 +55,6 @@ PRODUCTS = (
     (632910395, "GIN-700", "London Dry Gin", "700 ml", "Foundry Spirits", "34.00"),
     (632910396, "VAPE-MNT", "Mint Pod", "2 pack", "Cloud Co", "19.95"),
 )
-EMAIL_STATES = ("subscribed", "not_subscribed", "unsubscribed", "pending")
-SMS_STATES = ("subscribed", "unsubscribed", "not_subscribed", "not_subscribed", "not_subscribed")
 
 
 def _stamp(when: datetime) -> str:
@@ -106,10 +105,13 @@ class FakeShopify:
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     faults: dict[tuple[str, int], Fault] = field(default_factory=dict)
     updated: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    # The bucket leaks by this clock (tests share a fake one with the client).
+    clock: Callable[[], float] = time.monotonic
+    # Requests other apps of the same store put in the bucket before ours.
+    level: float = 0.0
 
     def __post_init__(self) -> None:
-        self._level = 0.0
-        self._at = time.monotonic()
+        self._at = self.clock()
 
     # -- set-up ---------------------------------------------------------------------
 
@@ -151,8 +153,8 @@ class FakeShopify:
             "address1": f"{100 + i % 900} Chestnut Street",
             "zip": f"{40202 + i % 50:05d}",
         }
-        email_state = EMAIL_STATES[i % len(EMAIL_STATES)]
-        sms_state = SMS_STATES[i % len(SMS_STATES)]
+        email_state = self.email_state(i)
+        sms_state = self.sms_state(i)
         orders = self._orders_of(i)
         return {
             **_CUSTOMER,
@@ -184,6 +186,22 @@ class FakeShopify:
             "admin_graphql_api_id": f"gid://shopify/Customer/{cid}",
             "default_address": address,
         }
+
+    @staticmethod
+    def email_state(i: int) -> str:
+        """Most customers never subscribed: 10% subscribed, 5% unsubscribed, 2% pending."""
+        if i % 10 == 0:
+            return "subscribed"
+        if i % 20 == 5:
+            return "unsubscribed"
+        return "pending" if i % 50 == 7 else "not_subscribed"
+
+    @staticmethod
+    def sms_state(i: int) -> str:
+        """4% subscribed by SMS, 2% unsubscribed."""
+        if i % 25 == 0:
+            return "subscribed"
+        return "unsubscribed" if i % 50 == 1 else "not_subscribed"
 
     def _orders_of(self, i: int) -> int:
         if not self.customers:
@@ -284,16 +302,16 @@ class FakeShopify:
 
     def _bucket(self) -> tuple[bool, int]:
         """Take one request; (allowed, level after)."""
-        now = time.monotonic()
-        self._level = max(0.0, self._level - (now - self._at) * self.leak_per_second)
+        now = self.clock()
+        self.level = max(0.0, self.level - (now - self._at) * self.leak_per_second)
         self._at = now
         if not self.rate_limit:
             return True, 1
-        if self._level + 1 > self.bucket_size:
+        if self.level + 1 > self.bucket_size:
             return False, self.bucket_size
-        self._level += 1
-        self.max_level = max(self.max_level, self._level)
-        return True, math.ceil(self._level)
+        self.level += 1
+        self.max_level = max(self.max_level, self.level)
+        return True, math.ceil(self.level)
 
     def _version(self, asked: str) -> str | None:
         if asked in SUPPORTED_VERSIONS or asked == "unstable":
@@ -364,6 +382,9 @@ class FakeShopify:
             fault.times -= 1
             if fault.delay:
                 await asyncio.sleep(fault.delay)
+            if fault.status == 429:
+                return self._json({"errors": "Exceeded 2 calls per second for api client."},
+                                  429, {**headers, "Retry-After": self.retry_after})
             if fault.status != 200:
                 return self._json({"errors": "Internal Server Error"}, fault.status, headers)
         records, after = self._page(stream, state, limit)
