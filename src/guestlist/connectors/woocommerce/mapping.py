@@ -17,6 +17,7 @@ ways count once.
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
@@ -308,12 +309,14 @@ def _products(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     products = []
     for i, item in enumerate(items):
         product: dict[str, Any] = {}
-        for name in ("product_id", "variation_id"):
-            value = item.get(name)
+        for id_field in ("product_id", "variation_id"):
+            value = item.get(id_field)
             if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-                product[name] = str(value)
+                product[id_field] = str(value)
         _put(product, "sku", item.get("sku"))
-        _put(product, "name", item.get("name"))
+        title = _text(item.get("name"))
+        # WooCommerce escapes product names for HTML (`&ndash;`, `&amp;`).
+        _put(product, "name", html.unescape(title) if title else None)
         price = item.get("price")
         if isinstance(price, int | float) and not isinstance(price, bool):
             product["price"] = float(price)
