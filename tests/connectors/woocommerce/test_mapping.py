@@ -75,7 +75,11 @@ def test_a_full_date_of_birth_in_meta_is_age_verified_dob_provided() -> None:
         "recorded_by": "woocommerce",
     }
     assert age.external_ids == identify.external_ids
-    assert age.message_id == identify.message_id + ":age"
+    assert age.message_id == "woocommerce:customer:25:age:1990-04-05"
+    # The next version of the record (an address change) states the same date: one
+    # statement, not one per edit.
+    later = customer(meta_data=meta, date_modified_gmt="2018-01-01T00:00:00")
+    assert parse("customer.updated", later)[1].message_id == age.message_id
 
 
 @pytest.mark.parametrize(

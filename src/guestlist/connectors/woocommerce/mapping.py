@@ -289,7 +289,9 @@ def customer_events(record: dict[str, Any], env: InboxEnvelope) -> list[Canonica
                 env,
                 type="track",
                 name="Age Verified",
-                message_id=f"{message_id}:age",
+                # One statement per date: a customer editing their address re-sends
+                # the record, not a new date of birth.
+                message_id=f"{SLUG}:customer:{customer_id}:age:{birthday}",
                 timestamp=changed,
                 properties={
                     "birthday": birthday,
