@@ -22,6 +22,7 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,15 +118,17 @@ class SquareFake:
     # Another writer changes the customer before each of our next N updates.
     concurrent_edits: int = 0
     clock: datetime = EPOCH
+    # Called after each SearchCustomers answer with how many have been answered.
+    after_search: Callable[[int], None] | None = None
+    searches: int = 0
     _times: deque[float] = field(default_factory=deque)
     _keys: dict[str, tuple[str, str]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.spec = OpenAPIDocument.load(SPEC, closed_objects=True)
-        self.app = Starlette(
-            routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "PUT", "DELETE"])]
-        )
+        methods = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+        self.app = Starlette(routes=[Route("/{path:path}", self._handle, methods=methods)])
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -314,9 +317,13 @@ class SquareFake:
             items = [c for c in items if c.get("email_address", "").lower() == exact.lower()]
         sort = query.get("sort") or {}
         items = self._sorted(items, sort.get("field", "DEFAULT"), sort.get("order", "ASC"))
-        return self._page(
+        answer = self._page(
             items, "customers", body.get("cursor"), limit, query, bool(body.get("count"))
         )
+        self.searches += 1
+        if self.after_search is not None:
+            self.after_search(self.searches)
+        return answer
 
     def _found(self, customer_id: str) -> dict[str, Any] | Response:
         customer = self.customers.get(customer_id)

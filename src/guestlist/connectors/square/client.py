@@ -113,10 +113,11 @@ def search_body(since: str | None, limit: int = PAGE_LIMIT) -> dict[str, Any]:
 
 
 def customer_pages(
-    client: VendorClient, checkpoint: str | None, *, limit: int = PAGE_LIMIT
+    client: VendorClient, checkpoint: str | None, *, limit: int | None = None
 ) -> Iterator[Page]:
     """The customers stream: SearchCustomers, oldest first, changed since the last run."""
     state = CustomersCheckpoint.loads(checkpoint)
+    limit = limit or PAGE_LIMIT
     newest = parse_timestamp(state.seen_max) if state.seen_max else None
     seen: set[tuple[str, str]] = set()  # search may show a record twice in one run
     pages = cursor_pages(

@@ -1,0 +1,64 @@
+"""The Square fake served over HTTP, a client bound to it, and time that never waits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from guestlist.connectors._http.client import VendorClient
+from guestlist.connectors._http.ratelimit import TokenBucket
+from guestlist.connectors.square.client import BURST, RATE_PER_SECOND, make_client
+from guestlist.connectors.square.settings import SquareSettings
+from tests.connectors.square.helpers import settings
+from tests.fakes import serve
+from tests.fakes.square import SquareFake
+
+
+@dataclass
+class FakeTime:
+    """A clock the limiter reads and a sleep that only records and moves it."""
+
+    now: float = 1000.0
+    waits: list[float] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class Served:
+    fake: SquareFake
+    url: str
+
+
+@pytest.fixture
+def square() -> Iterator[Served]:
+    """The fake; a test that leaves spec violations behind fails."""
+    fake = SquareFake()
+    with serve(fake.app) as url:
+        yield Served(fake, url)
+    assert fake.violations == [], "requests the Square spec does not allow"
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+def square_settings(url: str, **overrides: object) -> SquareSettings:
+    return SquareSettings.model_validate(settings(base_url=url, **overrides))
+
+
+@pytest.fixture
+def client(square: Served, fake_time: FakeTime) -> Iterator[VendorClient]:
+    limiter = TokenBucket(BURST, RATE_PER_SECOND, clock=fake_time.clock, sleep=fake_time.sleep)
+    with make_client(
+        square_settings(square.url), sleep=fake_time.sleep, limiter=limiter
+    ) as made:
+        yield made
