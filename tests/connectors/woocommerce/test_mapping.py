@@ -190,3 +190,11 @@ def test_empty_strings_never_become_trait_values() -> None:
                                               "first_name": "", "last_name": ""}))
     assert "phone" not in event.traits
     assert "first_name" not in event.traits
+
+
+def test_plugin_newsletter_flags_are_not_consent() -> None:  # C-2, C-4
+    meta = [{"id": 1, "key": "mailchimp_woocommerce_is_subscribed", "value": "1"},
+            {"id": 2, "key": "_wc_newsletter_opt_in", "value": "yes"}]
+    events = parse("customer.updated", customer(meta_data=meta))
+    assert [e.type for e in events] == ["identify"]
+    assert not any(e.name == "Consent Updated" for e in events)

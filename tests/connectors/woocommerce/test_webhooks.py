@@ -22,6 +22,7 @@ from tests.connectors.woocommerce.helpers import (
     log_of,
     order,
     profile_of,
+    settings,
     traits_of,
 )
 
@@ -117,3 +118,10 @@ def test_refusals_store_nothing_and_are_logged(app: App) -> None:
     assert r.status_code == 404
     assert inbox_rows(app.engine) == []
     assert len(log_of(app, cid)) == len(REFUSALS) + 2
+    # Settings are refused naming the setting.
+    for bad, field in (({"per_page": 500}, "settings.per_page"),
+                       ({"site_url": "http://shop.example", "auth": "basic"}, "settings.auth"),
+                       ({"site_url": "shop.example"}, "settings.site_url")):
+        r = app.client.post("/api/connections", headers=app.admin, json={
+            "platform": "woocommerce", "name": "Bad", "settings": settings(**bad)})
+        assert (r.status_code, r.json()["detail"]["field"]) == (422, field), r.text

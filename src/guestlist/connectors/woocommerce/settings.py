@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
 from guestlist.connectors.base import ConnectorSettings
 
@@ -35,14 +35,16 @@ class WooCommerceSettings(ConnectorSettings):
     def _no_trailing_slash_site(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @model_validator(mode="after")
-    def _keys_only_over_https(self) -> WooCommerceSettings:
-        if self.auth in ("basic", "query") and not self.api_root().startswith("https://"):
+    @field_validator("auth")
+    @classmethod
+    def _keys_only_over_https(cls, value: AuthMode, info: ValidationInfo) -> AuthMode:
+        root = info.data.get("base_url") or info.data.get("site_url") or ""
+        if value in ("basic", "query") and not root.startswith("https://"):
             raise ValueError(
-                f"auth {self.auth!r} sends the consumer secret as it is; WooCommerce accepts it "
+                f"auth {value!r} sends the consumer secret as it is; WooCommerce accepts it "
                 "only over https (use auth 'auto' or 'oauth1' for an http shop)"
             )
-        return self
+        return value
 
     def api_root(self) -> str:
         """`{site_url}/wp-json/wc/v3`, or `base_url` when set (a proxy, a fake)."""
