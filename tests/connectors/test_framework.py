@@ -532,3 +532,27 @@ def test_a_connector_may_answer_in_its_own_format_and_shake_hands(
     shake = app.client.get(f"/hooks/{SLUG}/{conn_id}?hub.challenge=1158201444")
     assert (shake.status_code, shake.text) == (200, "1158201444")
     assert app.client.get(f"/hooks/{SLUG}/99?x=1").status_code == 404
+
+
+def test_a_sender_that_cannot_sign_puts_the_secret_in_the_path(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    toy = registry._connectors[SLUG]
+
+    def verify(settings: Any, request: WebhookRequest) -> Delivery:
+        if not signatures_match(settings.webhook_secret.get_secret_value(), request.path_token):
+            raise bad_signature("path")
+        return Delivery(topic="person", delivery_id=None)
+
+    monkeypatch.setattr(toy, "secret_in_path", True)
+    monkeypatch.setattr(toy, "verify_webhook", verify)
+    body = _add(app)
+    secret = body["webhook_secret"]
+    assert body["webhook_url"] == f"https://guestlist.example/hooks/{SLUG}/{body['id']}/{secret}"
+    shown = app.client.get(f"/api/connections/{body['id']}", headers=app.read).json()
+    assert secret not in shown["webhook_url"]  # shown once, on creation
+    person = orjson.dumps(ToyApi.person(1, "2026-02-01T00:00:00+00:00"))
+    path = body["webhook_url"].removeprefix("https://guestlist.example")
+    assert app.client.post(path, content=person).status_code == 200
+    assert app.client.post(path[:-3] + "xyz", content=person).status_code == 401
+    assert app.client.post(f"/hooks/{SLUG}/{body['id']}", content=person).status_code == 401

@@ -47,13 +47,29 @@ async def _body(request: Request) -> bytes | None:
 
 
 @router.post(
+    "/hooks/{platform}/{connection_id}/{token}",
+    summary="Receive a webhook from a sender that cannot sign",
+    description="The last segment is the connection's webhook secret (SendGrid Inbound "
+    "Parse, Zapier…), compared in constant time.",
+)
+async def webhook_with_token(
+    engine: EngineDep, request: Request, platform: str, connection_id: str, token: str
+) -> Response:
+    return await webhook(engine, request, platform, connection_id, token)
+
+
+@router.post(
     "/hooks/{platform}/{connection_id}",
     summary="Receive a vendor webhook",
     description="Verifies the vendor's signature over the raw body, stores the delivery "
     "in the inbox (once per vendor event id) and answers 200 once it is stored.",
 )
 async def webhook(
-    engine: EngineDep, request: Request, platform: str, connection_id: str
+    engine: EngineDep,
+    request: Request,
+    platform: str,
+    connection_id: str,
+    token: str | None = None,
 ) -> Response:
     received_at = utcnow()
     body = await _body(request)
@@ -66,6 +82,7 @@ async def webhook(
         headers={k.lower(): v for k, v in request.headers.items()},
         body=body,
         received_at=received_at,
+        path_token=token,
     )
     answer = await run_in_threadpool(receive_webhook, engine, platform, connection_id, delivery)
     return _response(answer)

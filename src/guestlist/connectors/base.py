@@ -70,6 +70,9 @@ class WebhookRequest:
     headers: Mapping[str, str]  # lower-case names
     body: bytes
     received_at: datetime
+    # The last segment of `/hooks/{platform}/{id}/{token}`: the secret of senders
+    # that cannot sign (compare it with `signatures_match`).
+    path_token: str | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -156,6 +159,9 @@ class Connector:
     streams: ClassVar[tuple[str, ...]] = ()
     # True where the vendor lets us choose the webhook secret: we generate one.
     generates_webhook_secret: ClassVar[bool] = False
+    # True for senders that cannot sign or set a header: the webhook secret is the last
+    # segment of the URL to paste, `/hooks/{platform}/{id}/{webhook_secret}`.
+    secret_in_path: ClassVar[bool] = False
 
     def verify_webhook(self, settings: Any, request: WebhookRequest) -> Delivery:
         raise NotImplementedError(f"{self.slug} does not receive webhooks")

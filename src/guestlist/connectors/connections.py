@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -69,10 +69,11 @@ class ConnectionInfo:
     streams: list[dict[str, Any]] = field(default_factory=list)
     # Envelopes of this connection still to process, and those that failed.
     inbox: dict[str, int] = field(default_factory=dict)
+    webhook_url_override: str | None = None
 
     @property
     def webhook_url(self) -> str:
-        return webhook_url(self.platform, self.id)
+        return self.webhook_url_override or webhook_url(self.platform, self.id)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -202,7 +203,14 @@ def add(
             detail={"connection_id": int(new_id), "platform": platform, "name": name},
         )
         row = conn.execute(select(connections).where(connections.c.id == new_id)).one()
-    return _info(row), generated
+    info = _info(row)
+    if connector.secret_in_path and settings.webhook_secret is not None:
+        # Shown once, on creation: the URL to paste holds the secret.
+        info = replace(
+            info, webhook_url_override=f"{info.webhook_url}/"
+            f"{settings.webhook_secret.get_secret_value()}"
+        )
+    return info, generated
 
 
 def _row(conn: Connection, ref: int | str) -> Row[Any]:
