@@ -198,3 +198,13 @@ def test_plugin_newsletter_flags_are_not_consent() -> None:  # C-2, C-4
     events = parse("customer.updated", customer(meta_data=meta))
     assert [e.type for e in events] == ["identify"]
     assert not any(e.name == "Consent Updated" for e in events)
+
+
+def test_an_anonymous_sale_keeps_its_events_together() -> None:
+    nobody = {**order()["billing"], "email": "", "phone": ""}
+    [sale] = parse("order.created", order(billing=nobody, created_via="pos-rest-api"))
+    [refund] = parse("order.updated", order(billing=nobody, status="refunded"))
+    assert sale.anonymous_id == refund.anonymous_id == "woocommerce-order:7:727"
+    assert sale.properties["in_store"] is True
+    known = parse("order.created", order())[-1]
+    assert known.anonymous_id is None

@@ -421,6 +421,9 @@ def order_events(record: dict[str, Any], env: InboxEnvelope) -> list[CanonicalEv
             properties=properties,
             context={"traits": who} if who else {},
             external_ids=external,
+            # A walk-in sale with no account, email or phone: the order's own id keeps
+            # its purchase and a later refund on one profile.
+            anonymous_id=None if who or external else f"{SLUG}-order:{env.source_id}:{order_id}",
         )
     )
     return events
