@@ -87,6 +87,51 @@ def make_customer(i: int, at: datetime) -> dict[str, Any]:
     return customer
 
 
+def make_order(
+    i: int, at: datetime, location_id: str, customer_id: str | None, state: str = "COMPLETED"
+) -> dict[str, Any]:
+    """Order `i`, after the shape of api.json's PayOrderResponse example."""
+    usd = lambda cents: {"amount": cents, "currency": "USD"}  # noqa: E731
+    items = [
+        {
+            "uid": f"li-{i}-{n}",
+            "name": name,
+            "quantity": str(quantity),
+            "catalog_object_id": square_id(f"variation-{name}"),
+            "variation_name": "750 ml",
+            "base_price_money": usd(price),
+            "gross_sales_money": usd(price * quantity),
+            "total_tax_money": usd(0),
+            "total_discount_money": usd(0),
+            "total_money": usd(price * quantity),
+        }
+        for n, (name, price, quantity) in enumerate(
+            [("Rioja Reserva", 1899, 1 + i % 2), ("Tonic Water", 250, 4)][: 1 + i % 2]
+        )
+    ]
+    total = sum(item["total_money"]["amount"] for item in items)
+    order: dict[str, Any] = {
+        "id": square_id(f"order-{i}"),
+        "location_id": location_id,
+        "state": state,
+        "created_at": iso(at),
+        "updated_at": iso(at + timedelta(seconds=2)),
+        "version": 4,
+        "line_items": items,
+        "total_money": usd(total),
+        "total_tax_money": usd(0),
+        "total_discount_money": usd(0),
+        "source": {"name": "Square Point of Sale"},
+    }
+    if state == "COMPLETED":
+        order["closed_at"] = iso(at + timedelta(seconds=2))
+    if customer_id:
+        order["customer_id"] = customer_id
+    if i % 4 == 3:
+        order["fulfillments"] = [{"uid": f"f-{i}", "type": "PICKUP", "state": "COMPLETED"}]
+    return order
+
+
 @dataclass
 class Fault:
     method: str
@@ -110,6 +155,8 @@ class SquareFake:
     search_lag: bool = False
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)
+    locations: list[dict[str, Any]] = field(default_factory=list)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     hidden_from_search: set[str] = field(default_factory=set)
     violations: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -145,6 +192,17 @@ class SquareFake:
             made.append(customer)
         self.clock = max(self.clock, EPOCH + timedelta(minutes=n))
         return made
+
+    def seed_locations(self, n: int) -> list[str]:
+        for i in range(n):
+            self.locations.append(
+                {"id": square_id(f"location-{i}")[:13], "name": f"Store {i}", "status": "ACTIVE"}
+            )
+        return [loc["id"] for loc in self.locations]
+
+    def add_order(self, order: dict[str, Any]) -> dict[str, Any]:
+        self.orders[order["id"]] = order
+        return order
 
     def touch(self, customer_id: str, **changes: Any) -> dict[str, Any]:
         """Another app changes a customer: a new version, updated now."""
@@ -408,6 +466,45 @@ class SquareFake:
         found["version"] += 1
         found["updated_at"] = iso(self.tick())
         return JSONResponse({"customer": found})
+
+    # -- locations and orders ----------------------------------------------------------
+
+    def _op_ListLocations(self, request: Request, body: dict[str, Any]) -> Response:
+        return JSONResponse({"locations": self.locations})
+
+    def _op_SearchOrders(self, request: Request, body: dict[str, Any]) -> Response:
+        locations = body.get("location_ids") or []
+        if not locations or len(locations) > 10:
+            return error(
+                400, "INVALID_REQUEST_ERROR", "INVALID_VALUE",
+                "location_ids must name 1 to 10 locations",
+            )
+        limit = self._limit(body.get("limit"), 1000)
+        if isinstance(limit, Response):
+            return limit
+        query = body.get("query") or {}
+        wanted = query.get("filter") or {}
+        items = [o for o in self.orders.values() if o["location_id"] in locations]
+        states = (wanted.get("state_filter") or {}).get("states")
+        if states:
+            items = [o for o in items if o["state"] in states]
+        times = wanted.get("date_time_filter") or {}
+        sort = query.get("sort") or {"sort_field": "CREATED_AT"}
+        for name, span in times.items():
+            if sort["sort_field"].lower() != name:
+                return error(
+                    400, "INVALID_REQUEST_ERROR", "INVALID_VALUE",
+                    "the sort field must be the date_time_filter field",
+                )
+            if span.get("start_at"):
+                start = datetime.fromisoformat(span["start_at"])
+                items = [o for o in items if datetime.fromisoformat(o[name]) >= start]
+        key = sort["sort_field"].lower()
+        items.sort(key=lambda o: (o.get(key, ""), o["id"]),
+                   reverse=sort.get("sort_order") == "DESC")
+        return self._page(
+            items, "orders", body.get("cursor"), limit, [locations, query], False
+        )
 
     # -- groups ----------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -10,6 +11,7 @@ from guestlist.connectors._http.client import VendorError
 from guestlist.connectors.square import client as api
 from guestlist.connectors.square.client import make_client
 from tests.connectors.square.conftest import FakeTime, Served, square_settings
+from tests.fakes.square import EPOCH, make_order
 
 
 def test_check_sends_bearer_and_square_version(square: Served, client: api.VendorClient) -> None:
@@ -158,3 +160,21 @@ def test_groups_list_create_add_remove(square: Served, client: api.VendorClient)
     with pytest.raises(VendorError) as err:
         api.add_to_group(client, customer["id"], "NO-SUCH-GROUP")
     assert err.value.status == 404
+
+
+def test_orders_search_ten_locations_at_a_time_and_resume(
+    square: Served, client: api.VendorClient
+) -> None:
+    locations = square.fake.seed_locations(12)
+    for i, location in enumerate(locations):
+        square.fake.add_order(make_order(i, EPOCH + timedelta(hours=i), location, "C1"))
+    pages = list(api.order_pages(client, None, limit=4))
+    assert [len(p.records) for p in pages] == [4, 4, 2, 2]
+    asked = [r["json"] for r in square.fake.calls("POST", "/v2/orders/search")]
+    assert [len(a["location_ids"]) for a in asked] == [10, 10, 10, 2]
+    assert len(square.fake.calls("GET", "/v2/locations")) == 1
+    # Resuming at the second group neither asks for the locations again nor repeats.
+    again = list(api.order_pages(client, pages[2].checkpoint, limit=4))
+    assert [o["location_id"] for p in again for o in p.records] == locations[10:]
+    assert len(square.fake.calls("GET", "/v2/locations")) == 1
+    assert pages[-1].checkpoint is None and pages[-1].next_run is not None

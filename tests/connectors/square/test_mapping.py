@@ -168,3 +168,49 @@ def test_stored_payload_without_what_we_need_raises(kind: str, body: bytes, fiel
     with pytest.raises(SquarePayloadError) as caught:
         parse_envelope(envelope(kind, body))
     assert caught.value.field == field
+
+
+# -- orders ----------------------------------------------------------------------------
+
+
+def pulled_orders(orders: list[dict[str, Any]]) -> InboxEnvelope:
+    return envelope("pull.orders", orjson.dumps({"stream": "orders", "records": orders}))
+
+
+def test_completed_order_sample() -> None:
+    order = {**sample("pay_order_response__from_api_json_example.json")["order"],
+             "customer_id": "JDKYHBWT1D4F8MFH63DBMEN8Y4"}
+    (event,) = parse_envelope(pulled_orders([order]))
+    assert (event.type, event.name) == ("track", "Order Completed")
+    assert event.message_id == "square:order:lgwOlEityYPJtcuvKTVKT1pA986YY:COMPLETED"
+    assert event.timestamp == datetime(2019, 8, 6, 2, 47, 37, 140000, tzinfo=UTC)  # closed_at
+    assert [e.key for e in event.external_ids] == ["square:customer:JDKYHBWT1D4F8MFH63DBMEN8Y4"]
+    assert event.properties == {
+        "order_id": "lgwOlEityYPJtcuvKTVKT1pA986YY",
+        "total": 20.0, "subtotal": 20.0, "tax": 0.0, "discount": 0.0, "currency": "USD",
+        "products": [
+            {"name": "Item 1", "price": 5.0, "quantity": 1.0},
+            {"name": "Item 2", "price": 7.5, "quantity": 2.0},
+        ],
+        "in_store": True, "source_name": "Source Name", "square_location_id": "P3CCK6HSNDAS7",
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"state": "OPEN"}, {"state": "CANCELED"}, {"customer_id": None}, {"line_items": []}],
+    ids=["open", "canceled", "walk-in without a customer", "no line items"],
+)
+def test_orders_that_are_no_purchase_by_a_known_customer(change: dict[str, Any]) -> None:
+    order = {**sample("pay_order_response__from_api_json_example.json")["order"],
+             "customer_id": "C1", **change}
+    assert parse_envelope(pulled_orders([order])) == []
+
+
+def test_order_money_in_the_currency_s_units_and_pickup_is_not_in_store() -> None:
+    order = {**sample("pay_order_response__from_api_json_example.json")["order"],
+             "customer_id": "C1", "fulfillments": [{"type": "PICKUP"}],
+             "total_money": {"amount": 2000, "currency": "JPY"}}
+    (event,) = parse_envelope(pulled_orders([order]))
+    assert event.properties["total"] == 2000.0 and event.properties["currency"] == "JPY"
+    assert event.properties["in_store"] is False

@@ -18,12 +18,13 @@ from guestlist.store.tables import connection_streams
 from tests.connectors.square.conftest import Served
 from tests.connectors.square.helpers import (
     count_events,
+    events_of,
     live_profiles,
     profile_of,
     settings,
     traits_of,
 )
-from tests.fakes.square import EPOCH, iso
+from tests.fakes.square import EPOCH, iso, make_order
 
 N = 45
 LIMIT = 10  # five pages
@@ -42,7 +43,10 @@ def connect(engine: Engine, square: Served) -> int:
 def stream(engine: Engine, cid: int) -> Any:
     with engine.connect() as conn:
         return conn.execute(
-            select(connection_streams).where(connection_streams.c.connection_id == cid)
+            select(connection_streams).where(
+                connection_streams.c.connection_id == cid,
+                connection_streams.c.stream == "customers",
+            )
         ).one()
 
 
@@ -55,7 +59,7 @@ def test_full_backfill_then_an_incremental_run(
 ) -> None:
     seeded = square.fake.seed(N)
     cid = connect(engine, square)
-    (done,) = backfill(engine, cid, client=client)
+    (done,) = backfill(engine, cid, client=client, streams=["customers"])
     assert (done.pages, done.records, done.total) == (5, N, N)
     process_all(engine)
     assert live_profiles(engine) == N
@@ -81,7 +85,7 @@ def test_full_backfill_then_an_incremental_run(
     square.fake.touch(seeded[1]["id"], preferences={"email_unsubscribed": True})
     before = len(searches(square))
 
-    (done,) = backfill(engine, cid, client=client)
+    (done,) = backfill(engine, cid, client=client, streams=["customers"])
     asked = searches(square)[before:]
     since = iso(EPOCH + timedelta(minutes=N - 1) - api.OVERLAP)
     assert asked[0]["query"]["filter"] == {"updated_at": {"start_at": since}}
@@ -103,7 +107,7 @@ def test_killed_midway_then_resumed_has_no_gap_and_no_duplicate(
     # Page 3 keeps failing beyond the client's retries: the run stops there.
     fault = square.fake.fail("POST", "/v2/customers/search", 500, after=2, times=100)
     with pytest.raises(VendorError):
-        backfill(engine, cid, client=client)
+        backfill(engine, cid, client=client, streams=["customers"])
     row = stream(engine, cid)
     assert (row.status, row.pages, row.records) == ("failed", 2, 2 * LIMIT)
     saved = orjson.loads(row.checkpoint)
@@ -112,7 +116,7 @@ def test_killed_midway_then_resumed_has_no_gap_and_no_duplicate(
     assert live_profiles(engine) == 2 * LIMIT
 
     fault.times = 0  # the outage ends
-    (done,) = backfill(engine, cid, client=client)
+    (done,) = backfill(engine, cid, client=client, streams=["customers"])
     assert done.records == N and done.status == "done"
     assert searches(square)[-3]["cursor"] == saved["cursor"]  # resumed where it stopped
     process_all(engine)
@@ -136,12 +140,40 @@ def test_a_record_seen_twice_in_one_run_is_one_event(
 
     square.fake.after_search = reveal
     cid = connect(engine, square)
-    (done,) = backfill(engine, cid, client=client)
+    (done,) = backfill(engine, cid, client=client, streams=["customers"])
     assert done.records == N - 1  # the repeat is dropped; customer 3 comes next run
     process_all(engine)
     assert count_events(engine, type_="identify") == N - 1
 
-    backfill(engine, cid, client=client)  # its change is newer than the watermark
+    # Its change is newer than the watermark: the next run brings it.
+    backfill(engine, cid, client=client, streams=["customers"])
     process_all(engine)
     assert live_profiles(engine) == N
     assert count_events(engine, type_="identify") == N
+
+
+def test_orders_after_customers(engine: Engine, square: Served, client: VendorClient) -> None:
+    seeded = square.fake.seed(12)
+    first, second = square.fake.seed_locations(2)
+    completed = 0
+    for i in range(15):
+        state = "OPEN" if i % 5 == 4 else "COMPLETED"
+        customer = None if i % 7 == 6 else seeded[i % 12]["id"]  # walk-in sales
+        square.fake.add_order(
+            make_order(i, EPOCH + timedelta(hours=i), (first, second)[i % 2], customer, state)
+        )
+        completed += state == "COMPLETED" and customer is not None
+    cid = connect(engine, square)
+    _, orders = backfill(engine, cid, client=client)
+    assert orders.records == 15 - 3  # SearchOrders asked for COMPLETED only
+    process_all(engine)
+    assert live_profiles(engine) == 12  # orders land on the customers' profiles
+    assert count_events(engine, name="Order Completed") == completed
+    asked = [r["json"] for r in square.fake.calls("POST", "/v2/orders/search")]
+    assert asked[0]["location_ids"] == [first, second]
+    assert asked[0]["query"]["sort"] == {"sort_field": "UPDATED_AT", "sort_order": "ASC"}
+    pid = profile_of(engine, "external", f"square:customer:{seeded[1]['id']}")
+    assert pid is not None
+    (order,) = events_of(engine, pid, "Order Completed")  # order 13 was a walk-in sale
+    assert [p["name"] for p in order.properties["products"]] == ["Rioja Reserva", "Tonic Water"]
+    assert order.properties["in_store"] is True and order.properties["total"] == 47.98

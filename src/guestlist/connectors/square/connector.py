@@ -43,7 +43,7 @@ class SquareConnector(Connector):
     title = "Square"
     capabilities = frozenset({Capability.WEBHOOK, Capability.PULL})
     settings_model = SquareSettings
-    streams = ("customers",)
+    streams = ("customers", "orders")
 
     def verify_webhook(self, settings: Any, request: WebhookRequest) -> Delivery:
         assert isinstance(settings, SquareSettings)
@@ -112,9 +112,11 @@ class SquareConnector(Connector):
     def pull(
         self, client: VendorClient, settings: Any, stream: str, checkpoint: str | None
     ) -> Iterator[Page]:
-        if stream != "customers":
-            raise ConnectorError(f"Square has no stream {stream!r}")
-        return api.customer_pages(client, checkpoint)
+        if stream == "customers":
+            return api.customer_pages(client, checkpoint)
+        if stream == "orders":
+            return api.order_pages(client, checkpoint)
+        raise ConnectorError(f"Square has no stream {stream!r}")
 
     def check(self, client: VendorClient, settings: Any) -> str:
         return api.check(client)

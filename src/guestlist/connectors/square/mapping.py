@@ -24,6 +24,7 @@ from guestlist.inbox.store import InboxEnvelope
 
 SLUG = "square"
 CUSTOMER_NS = "square:customer"
+ORDER_EVENT = "Order Completed"
 DELETED_EVENT = "Square Customer Deleted"
 CUSTOMER_TOPICS = ("customer.created", "customer.updated")
 TOPICS = (*CUSTOMER_TOPICS, "customer.deleted", "webhooks.test_notification")
@@ -193,6 +194,111 @@ def customer_events(customer: Any, envelope: InboxEnvelope) -> list[CanonicalEve
     return events
 
 
+# Currencies without minor units, and with three (ISO 4217); the rest have two.
+_EXPONENT = {
+    **dict.fromkeys(
+        ("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "VND",
+         "VUV", "XAF", "XOF", "XPF"),
+        0,
+    ),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+}
+
+
+def _money(raw: Any) -> tuple[float, str] | None:
+    """Square's `Money` (an integer of the currency's smallest unit) as (amount, currency)."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("amount"), int):
+        return None
+    currency = str(raw.get("currency") or "")
+    return raw["amount"] / 10 ** _EXPONENT.get(currency, 2), currency
+
+
+def _amount(raw: Any) -> float | None:
+    money = _money(raw)
+    return None if money is None else money[0]
+
+
+def _product(item: dict[str, Any]) -> dict[str, Any]:
+    product: dict[str, Any] = {"name": item.get("name") or item.get("variation_name") or ""}
+    if item.get("catalog_object_id"):
+        product["product_id"] = item["catalog_object_id"]
+    if item.get("variation_name"):
+        product["variant"] = item["variation_name"]
+    price = _amount(item.get("base_price_money"))
+    if price is not None:
+        product["price"] = price
+    try:
+        product["quantity"] = float(item.get("quantity") or 0)
+    except ValueError:
+        raise SquarePayloadError("line_items.quantity", f"{item.get('quantity')!r}") from None
+    return product
+
+
+# Fulfilment types that mean the goods left the shop some other way than over the
+# counter; an order with none of them was a sale at the till (Square POS).
+_REMOTE_FULFILMENTS = frozenset({"SHIPMENT", "DELIVERY", "PICKUP", "DIGITAL"})
+
+
+def order_events(order: Any, envelope: InboxEnvelope) -> list[CanonicalEvent]:
+    """A completed order with a customer and line items → `Order Completed`.
+
+    Open, draft and cancelled orders are no purchase. A walk-in sale without a
+    customer on it names nobody: there is no profile to put it on.
+    """
+    if not isinstance(order, dict):
+        raise SquarePayloadError("order", "expected an object")
+    order_id = order.get("id")
+    if not isinstance(order_id, str) or not order_id:
+        raise SquarePayloadError("order.id", "missing")
+    items = order.get("line_items") or []
+    customer_id = order.get("customer_id")
+    if order.get("state") != "COMPLETED" or not customer_id or not items:
+        return []
+    total = _money(order.get("total_money"))
+    if total is None:
+        raise SquarePayloadError("order.total_money", "missing")
+    when = _time(order.get("closed_at") or order.get("updated_at"), "order.closed_at")
+    gross = [_amount(i.get("gross_sales_money")) for i in items]
+    kinds = {f.get("type") for f in order.get("fulfillments") or [] if isinstance(f, dict)}
+    props: dict[str, Any] = {
+        "order_id": order_id,
+        "total": total[0],
+        "currency": total[1],
+        "products": [_product(i) for i in items],
+        "in_store": not (kinds & _REMOTE_FULFILMENTS),
+    }
+    if all(g is not None for g in gross):
+        props["subtotal"] = round(sum(g for g in gross if g is not None), 6)
+    for name, field in (
+        ("tax", "total_tax_money"), ("discount", "total_discount_money"),
+        ("tip", "total_tip_money"),
+    ):
+        value = _amount(order.get(field))
+        if value is not None:
+            props[name] = value
+    source = order.get("source")
+    if isinstance(source, dict) and source.get("name"):
+        props["source_name"] = source["name"]
+    if order.get("location_id"):
+        props["square_location_id"] = order["location_id"]
+    return [
+        CanonicalEvent(
+            type="track",
+            # An order completes once: a later update (a refund, a note) is not a
+            # second purchase, so the id names the state rather than the version.
+            message_id=f"{SLUG}:order:{order_id}:COMPLETED",
+            timestamp=when,
+            received_at=envelope.received_at,
+            source_id=envelope.source_id,
+            name=ORDER_EVENT,
+            properties=props,
+            external_ids=[ExternalId(CUSTOMER_NS, str(customer_id))],
+            inbox_id=envelope.id,
+            default_region=envelope.default_region,
+        )
+    ]
+
+
 def _deleted(body: dict[str, Any], envelope: InboxEnvelope) -> list[CanonicalEvent]:
     """We never erase a profile because Square deleted its record (erasure is our own
     request, P-2): the deletion is an event on the profile's timeline."""
@@ -255,13 +361,18 @@ WEBHOOK_HANDLERS: dict[str, WebhookHandler] = {
 }
 
 
+RecordMapper = Callable[[Any, InboxEnvelope], list[CanonicalEvent]]
+STREAM_MAPPERS: dict[str, RecordMapper] = {"customers": customer_events, "orders": order_events}
+
+
 def parse_envelope(envelope: InboxEnvelope) -> list[CanonicalEvent]:
     topic = topic_of(envelope, SLUG)
     if topic.startswith(f"{PULL_KIND}."):
         stream, records = pulled_page(envelope)
-        if stream != "customers":
+        mapper = STREAM_MAPPERS.get(stream)
+        if mapper is None:
             raise SquarePayloadError("stream", f"unknown Square stream {stream!r}")
-        return [e for record in records for e in customer_events(record, envelope)]
+        return [e for record in records for e in mapper(record, envelope)]
     handler = WEBHOOK_HANDLERS.get(topic)
     if handler is None:
         raise SquarePayloadError("type", f"unknown Square topic {topic!r}")
