@@ -18,7 +18,14 @@ from guestlist.connectors.woocommerce.signature import (
     webhook_signature,
     wp_specialchars_decode,
 )
-from tests.connectors.woocommerce.helpers import SAMPLES, SECRET, SITE, customer, headers_for
+from tests.connectors.woocommerce.helpers import (
+    SAMPLES,
+    SECRET,
+    SITE,
+    customer,
+    headers_for,
+    order,
+)
 
 VECTORS = orjson.loads((SAMPLES / "webhook_signature_vectors.CONSTRUCTED.json").read_bytes())
 
@@ -194,6 +201,8 @@ def test_topics_we_do_not_map_are_refused(topic: str) -> None:
                        "date_created_gmt": "2017-03-22T19:28:02", "currency": "USD",
                        "total": "lots", "line_items": []}),
          "order.updated", "body.total"),
+        (orjson.dumps({**order(), "line_items": [{"name": "Rye", "total": "12,50"}]}),
+         "order.updated", "body.line_items[0].total"),
     ],
 )
 def test_malformed_bodies_are_400_naming_the_field(record: bytes, topic: str, field: str) -> None:

@@ -217,9 +217,14 @@ def check_record(resource: str, event: str, record: Any) -> None:
         items = record.get("line_items")
         if not isinstance(items, list):
             raise RecordError("line_items", "expected a list")
+        for name in ("total_tax", "discount_total", "shipping_total"):
+            _optional_money(record, name)
         for i, item in enumerate(items):
             if not isinstance(item, dict):
                 raise RecordError(f"line_items[{i}]", "expected an object")
+            for name in ("price", "subtotal", "total"):
+                if item.get(name) not in (None, ""):
+                    money(item[name], f"line_items[{i}].{name}")
 
 
 # -- events ------------------------------------------------------------------------------
