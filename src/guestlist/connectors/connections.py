@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 from sqlalchemy import Connection, Engine, Row, delete, select, update
 
 from guestlist.audit import SYSTEM, audit
+from guestlist.connectors._http.ratelimit import forget_limiter
 from guestlist.connectors.base import Connector, ConnectorSettings
 from guestlist.connectors.registry import connector_for
 from guestlist.inbox.store import waiting_counts
@@ -277,6 +278,7 @@ def remove(engine: Engine, ref: int | str, *, actor: str = SYSTEM) -> Connection
             delete(connection_streams).where(connection_streams.c.connection_id == info.id)
         )
         conn.execute(delete(connections).where(connections.c.id == info.id))
+        forget_limiter(info.platform, info.id)
         audit(
             conn,
             "connection.removed",

@@ -41,7 +41,7 @@ class VendorError(Exception):
         where = f"{method} {_without_query(url)}"
         super().__init__(f"{where}: {status or 'no answer'}: {detail}")
         self.method = method
-        self.url = url
+        self.url = _without_query(url)  # some vendors take credentials in the query
         self.status = status
         self.detail = detail
 
