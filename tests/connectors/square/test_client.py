@@ -69,6 +69,13 @@ def test_429_without_retry_after_backs_off(square: Served, client: api.VendorCli
     assert len(backoff) == 2 and all(0 < w <= 30 for w in backoff)
 
 
+def test_a_slow_page_is_waited_for(square: Served, client: api.VendorClient) -> None:
+    square.fake.seed(3)
+    square.fake.fail("POST", "/v2/customers/search", 200, after=1, delay=0.3)
+    pages = list(api.customer_pages(client, None, limit=1))
+    assert [len(p.records) for p in pages] == [1, 1, 1]
+
+
 def test_the_client_never_exceeds_the_limit(square: Served) -> None:
     # The real bucket and clock: 10 a second with bursts of 10 is at most 20 in any
     # second; the fake refuses a 22nd (one of slack for network jitter).

@@ -164,6 +164,8 @@ def test_orders_after_customers(engine: Engine, square: Served, client: VendorCl
         )
         completed += state == "COMPLETED" and customer is not None
     cid = connect(engine, square)
+    ok, message = connections.check_connection(engine, cid)  # `connections test`
+    assert ok, message
     _, orders = backfill(engine, cid, client=client)
     assert orders.records == 15 - 3  # SearchOrders asked for COMPLETED only
     process_all(engine)
