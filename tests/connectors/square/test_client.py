@@ -76,6 +76,17 @@ def test_a_slow_page_is_waited_for(square: Served, client: api.VendorClient) -> 
     assert [len(p.records) for p in pages] == [1, 1, 1]
 
 
+def test_a_malformed_record_is_passed_on_not_a_crash(
+    square: Served, client: api.VendorClient
+) -> None:
+    # Stored as it came; its parse fails in the pipeline, which keeps the rest.
+    square.fake.seed(2)
+    square.fake.customers["ODD"] = {"id": "ODD", "created_at": "2023-01-01T00:00:00Z",
+                                    "updated_at": "yesterday"}
+    (page,) = list(api.customer_pages(client, None))
+    assert page.records[0]["id"] == "ODD" and len(page.records) == 3
+
+
 def test_the_client_never_exceeds_the_limit(square: Served) -> None:
     # The real bucket and clock: 10 a second with bursts of 10 is at most 20 in any
     # second; the fake refuses a 22nd (one of slack for network jitter).

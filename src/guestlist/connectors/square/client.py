@@ -28,7 +28,6 @@ from guestlist.connectors._http.client import VendorClient, VendorError
 from guestlist.connectors._http.paginate import cursor_pages
 from guestlist.connectors._http.ratelimit import RateLimiter, TokenBucket, limiter_for
 from guestlist.connectors.base import ConnectorError, Page
-from guestlist.connectors.square.mapping import version_key
 from guestlist.connectors.square.settings import SquareSettings
 
 RATE_PER_SECOND = 10.0
@@ -87,6 +86,25 @@ def _rfc3339(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _record_key(record: Any) -> tuple[str, str]:
+    """What tells one version of a record from another, never raising on a bad one."""
+    if not isinstance(record, dict):
+        return ("", orjson.dumps(record).decode())
+    version = record.get("version")
+    return (str(record.get("id")), f"v{version}" if version is not None else
+            str(record.get("updated_at")))
+
+
+def _newer(newest: datetime | None, value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return newest
+    try:
+        at = parse_timestamp(value)
+    except ValueError:
+        return newest
+    return at if newest is None or at > newest else newest
+
+
 @dataclass(frozen=True, slots=True)
 class CustomersCheckpoint:
     """Where a customers pull is: the page cursor, the run's filter and watermark."""
@@ -136,14 +154,12 @@ def customer_pages(
         answer = response.json()
         records = []
         for customer in answer.get("customers") or []:
-            key = (str(customer.get("id")), version_key(customer))
+            key = _record_key(customer)
             if key in seen:
                 continue
             seen.add(key)
-            records.append(customer)
-            if customer.get("updated_at"):
-                at = parse_timestamp(customer["updated_at"])
-                newest = at if newest is None or at > newest else newest
+            records.append(customer)  # a malformed one is stored, and fails its parse
+            newest = _newer(newest, customer.get("updated_at"))
         total = answer.get("count") if isinstance(answer.get("count"), int) else None
         seen_max = _rfc3339(newest) if newest else None
         if cursor:
@@ -227,14 +243,12 @@ def order_pages(
         for response, following in pages:
             records = []
             for order in response.json().get("orders") or []:
-                key = (str(order.get("id")), str(order.get("version", order.get("updated_at"))))
+                key = _record_key(order)
                 if key in seen:
                     continue
                 seen.add(key)
                 records.append(order)
-                if order.get("updated_at"):
-                    at = parse_timestamp(order["updated_at"])
-                    newest = at if newest is None or at > newest else newest
+                newest = _newer(newest, order.get("updated_at"))
             seen_max = _rfc3339(newest) if newest else None
             if following or number + 1 < len(groups):
                 after = OrdersCheckpoint(

@@ -310,7 +310,8 @@ def _deleted(body: dict[str, Any], envelope: InboxEnvelope) -> list[CanonicalEve
     props: dict[str, Any] = {"square_customer_id": customer_id}
     if isinstance(customer, dict) and isinstance(customer.get("version"), int):
         props["version"] = customer["version"]
-    merge = (_object(data).get("event_context") or {}).get("merge")
+    context = _object(data).get("event_context")
+    merge = context.get("merge") if isinstance(context, dict) else None
     if isinstance(merge, dict) and merge.get("to_customer_id"):
         props["merged_into_square_customer_id"] = merge["to_customer_id"]
     return [
