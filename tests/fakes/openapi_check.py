@@ -11,7 +11,9 @@ This is a small validator of the schema keywords vendor documents use (OpenAPI 3
 `$ref`, `type`, `properties`, `required`, `additionalProperties`, `items`, `enum`,
 `minLength`/`maxLength`, `minimum`/`maximum`, `minItems`/`maxItems`, `pattern`,
 `allOf`/`anyOf`/`oneOf`. A schema using any other validation keyword raises
-`UnsupportedSchema` rather than passing unchecked.
+`UnsupportedSchema` rather than passing unchecked. JSON bodies are validated whole;
+form-encoded bodies field by field (each value as a query parameter is); multipart
+bodies are not validated.
 
 `closed_objects=True` treats an object without `additionalProperties` as closed: a
 property the schema does not declare is a violation (Square answers
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 # Keywords that only annotate: never a reason to refuse a value.
 ANNOTATIONS = frozenset(
@@ -212,14 +215,37 @@ class OpenAPIDocument:
         media = (content_type or "").split(";")[0].strip().lower()
         if media not in content:
             return [f"{where}: content type {media or 'none'!r} not in {sorted(content)}"]
+        schema = content[media].get("schema", {})
+        if media == "application/x-www-form-urlencoded":
+            return self._check_form(f"{where}: form", schema, body)
         if media != "application/json":
-            return []  # only JSON bodies are validated
+            return []  # multipart and other bodies are not validated
         try:
             value = json.loads(body)
         except ValueError as exc:
             return [f"{where}: body is not JSON ({exc})"]
-        schema = content[media].get("schema", {})
         return self.validate(schema, value, f"{where}: body", request=True)
+
+    def _check_form(self, where: str, schema: Any, body: bytes) -> list[str]:
+        """A form body: each field checked like a query parameter against its property."""
+        schema = self.resolve(schema)
+        properties = schema.get("properties", {})
+        fields: dict[str, list[str]] = {}
+        for name, value in parse_qsl(body.decode(), keep_blank_values=True):
+            fields.setdefault(name, []).append(value)
+        problems = [
+            f"{where}: required field {name!r} missing"
+            for name in schema.get("required", [])
+            if name not in fields
+        ]
+        for name, values in fields.items():
+            if name in properties:
+                problems.extend(self._check_param(f"{where}.{name}", properties[name], values))
+            elif schema.get("additionalProperties") is False or (
+                self.closed_objects and "additionalProperties" not in schema
+            ):
+                problems.append(f"{where}: unknown field {name!r}")
+        return problems
 
     # -- values ------------------------------------------------------------------------
 

@@ -59,3 +59,23 @@ def test_a_keyword_it_does_not_know_is_not_a_pass() -> None:
         doc.validate({"type": "integer", "multipleOf": 5}, 7, "x")
     with pytest.raises(UnsupportedSchema):
         OpenAPIDocument({"swagger": "2.0", "paths": {}})
+
+
+def test_form_bodies_field_by_field() -> None:
+    # For fakes of form-posting vendors (Twilio); Square itself posts JSON.
+    form = "application/x-www-form-urlencoded"
+    schema = {"type": "object", "required": ["To"],
+              "properties": {"To": {"type": "string"}, "PageSize": {"type": "integer"}}}
+    doc = OpenAPIDocument(
+        {"openapi": "3.0.0", "paths": {"/m": {"post": {"operationId": "Send", "requestBody": {
+            "required": True, "content": {form: {"schema": schema}}}}}}},
+        closed_objects=True,
+    )
+    assert doc.check_request("POST", "/m", body=b"To=%2B1&PageSize=3", content_type=form) == []
+    assert doc.check_request("POST", "/m", body=b"To=1&PageSize=x&Foo=1", content_type=form) == [
+        "Send (POST /m): form.PageSize: 'x' is not an integer",
+        "Send (POST /m): form: unknown field 'Foo'",
+    ]
+    assert doc.check_request("POST", "/m", body=b"PageSize=3", content_type=form) == [
+        "Send (POST /m): form: required field 'To' missing"
+    ]
