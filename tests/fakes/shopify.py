@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ PRODUCTS = (
 
 
 def _stamp(when: datetime) -> str:
-    return when.astimezone(EST).isoformat()
+    return (when if when.tzinfo is EST else when.astimezone(EST)).isoformat()
 
 
 def _money(amount: str) -> dict[str, Any]:
@@ -74,6 +74,24 @@ def _load(name: str) -> dict[str, Any]:
 _CUSTOMER = _load("rest_2023-01_get_customers.json")["customers"][0]
 _ORDER = _load("rest_2023-01_get_order.json")["order"]
 _LINE_ITEM = _ORDER["line_items"][0]
+# Each product's line item as the sample shapes it; an order sets ids and quantity.
+_PRODUCT_LINES = [
+    {
+        **_LINE_ITEM,
+        "name": f"{title} - {variant}",
+        "price": price,
+        "price_set": _money(price),
+        "product_id": pid,
+        "properties": [],
+        "sku": sku,
+        "title": title,
+        "variant_title": variant,
+        "vendor": vendor,
+        "tax_lines": [],
+        "discount_allocations": [],
+    }
+    for pid, sku, title, variant, vendor, price in PRODUCTS
+]
 
 
 @dataclass
@@ -105,6 +123,7 @@ class FakeShopify:
     calls: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     faults: dict[tuple[str, int], Fault] = field(default_factory=dict)
     updated: dict[tuple[str, int], datetime] = field(default_factory=dict)
+    bulk_ops: dict[int, dict[str, Any]] = field(default_factory=dict)
     # The bucket leaks by this clock (tests share a fake one with the client).
     clock: Callable[[], float] = time.monotonic
     # Requests other apps of the same store put in the bucket before ours.
@@ -222,26 +241,15 @@ class FakeShopify:
         items = []
         total = 0.0
         for k in range(1 + j % 3):
-            pid, sku, title, variant, vendor, price = PRODUCTS[(j + k) % len(PRODUCTS)]
+            line = _PRODUCT_LINES[(j + k) % len(PRODUCTS)]
             quantity = 1 + (j + k) % 2
-            total += float(price) * quantity
+            total += float(line["price"]) * quantity
             items.append({
-                **_LINE_ITEM,
+                **line,
                 "id": oid * 10 + k,
                 "admin_graphql_api_id": f"gid://shopify/LineItem/{oid * 10 + k}",
-                "name": f"{title} - {variant}",
-                "price": price,
-                "price_set": _money(price),
-                "product_id": pid,
-                "properties": [],
                 "quantity": quantity,
-                "sku": sku,
-                "title": title,
-                "variant_id": pid * 10 + k,
-                "variant_title": variant,
-                "vendor": vendor,
-                "tax_lines": [],
-                "discount_allocations": [],
+                "variant_id": line["product_id"] * 10 + k,
             })
         subtotal = f"{total:.2f}"
         tax = f"{total * 0.06:.2f}"
@@ -429,9 +437,133 @@ class FakeShopify:
                 index += 1
         return out, (index if index < count else None)
 
+    # -- GraphQL bulk operations -----------------------------------------------------
+
+    def _gid(self, kind: str, value: Any) -> str:
+        return f"gid://shopify/{kind}/{value}"
+
+    @staticmethod
+    def _utc(stamp: str | None) -> str | None:
+        if not stamp:
+            return stamp
+        return datetime.fromisoformat(stamp).astimezone(UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ")
+
+    def customer_node(self, i: int) -> dict[str, Any]:
+        """Customer `i` as a bulk operation's JSONL line (GraphQL names, UTC times)."""
+        c = self.customer(i)
+        a = c["default_address"]
+
+        def consent(value: dict[str, Any], sms: bool) -> dict[str, Any]:
+            out = {
+                "marketingState": value["state"].upper(),
+                "marketingOptInLevel": (value.get("opt_in_level") or "").upper() or None,
+                "consentUpdatedAt": self._utc(value.get("consent_updated_at")),
+            }
+            if sms:
+                out["consentCollectedFrom"] = value.get("consent_collected_from")
+            return out
+
+        return {
+            "id": self._gid("Customer", c["id"]), "email": c["email"], "phone": c["phone"],
+            "firstName": c["first_name"], "lastName": c["last_name"],
+            "state": c["state"].upper(), "verifiedEmail": c["verified_email"],
+            "tags": [t.strip() for t in c["tags"].split(",") if t.strip()],
+            "numberOfOrders": str(c["orders_count"]),
+            "createdAt": self._utc(c["created_at"]), "updatedAt": self._utc(c["updated_at"]),
+            "amountSpent": {"amount": c["total_spent"], "currencyCode": "USD"},
+            "defaultAddress": {
+                "address1": a["address1"], "address2": a["address2"], "city": a["city"],
+                "province": a["province"], "provinceCode": a["province_code"], "zip": a["zip"],
+                "country": a["country"], "countryCodeV2": a["country_code"],
+            },
+            "emailMarketingConsent": consent(c["email_marketing_consent"], False),
+            "smsMarketingConsent": consent(c["sms_marketing_consent"], True),
+        }
+
+    def order_lines(self, j: int) -> list[dict[str, Any]]:
+        """Order `j` and its line items as JSONL lines (children carry `__parentId`)."""
+        o = self.order(j)
+        gid = self._gid("Order", o["id"])
+
+        def money(amount: str) -> dict[str, Any]:
+            return {"shopMoney": {"amount": amount, "currencyCode": "USD"}}
+
+        customer = o["customer"]
+        lines: list[dict[str, Any]] = [{
+            "id": gid, "name": o["name"], "email": o["email"], "phone": o["phone"],
+            "createdAt": self._utc(o["created_at"]),
+            "processedAt": self._utc(o["processed_at"]),
+            "updatedAt": self._utc(o["updated_at"]), "cancelledAt": None, "test": False,
+            "displayFinancialStatus": o["financial_status"].upper(),
+            "sourceName": o["source_name"], "currencyCode": "USD",
+            "totalPriceSet": money(o["total_price"]),
+            "subtotalPriceSet": money(o["subtotal_price"]),
+            "totalTaxSet": money(o["total_tax"]),
+            "totalDiscountsSet": money(o["total_discounts"]),
+            "totalShippingPriceSet": money("0.00"),
+            "retailLocation": ({"id": self._gid("Location", o["location_id"])}
+                               if o["location_id"] else None),
+            "customer": None if customer is None else {
+                "id": self._gid("Customer", customer["id"]), "email": customer["email"],
+                "phone": customer["phone"]},
+        }]
+        for item in o["line_items"]:
+            lines.append({
+                "id": self._gid("LineItem", item["id"]), "title": item["title"],
+                "variantTitle": item["variant_title"], "sku": item["sku"],
+                "vendor": item["vendor"], "quantity": item["quantity"],
+                "originalUnitPriceSet": money(item["price"]),
+                "product": {"id": self._gid("Product", item["product_id"])},
+                "variant": {"id": self._gid("ProductVariant", item["variant_id"])},
+                "__parentId": gid,
+            })
+        return lines
+
+    async def graphql(self, request: Request) -> Response:
+        self.requests += 1
+        if request.headers.get("x-shopify-access-token") != self.token:
+            return self._json({"errors": "[API] Invalid API key or access token"}, 401)
+        body = orjson.loads(await request.body())
+        query, variables = body.get("query", ""), body.get("variables") or {}
+        self.calls.append(("graphql", {"query": query[:40]}))
+        if "bulkOperationRunQuery" in query:
+            inner = variables.get("query", "")
+            stream = "customers" if "customers" in inner.split("{")[1] else "orders"
+            op = len(self.bulk_ops) + 1
+            self.bulk_ops[op] = {"stream": stream, "polls": 0}
+            return self._json({"data": {"bulkOperationRunQuery": {
+                "bulkOperation": {"id": self._gid("BulkOperation", op), "status": "CREATED"},
+                "userErrors": []}}})
+        if "node(id:" in query:
+            op = int(str(variables["id"]).rsplit("/", 1)[-1])
+            state = self.bulk_ops[op]
+            state["polls"] += 1
+            done = state["polls"] > 1  # RUNNING once, then COMPLETED
+            base = f"{request.base_url}".rstrip("/")
+            return self._json({"data": {"node": {
+                "id": variables["id"], "status": "COMPLETED" if done else "RUNNING",
+                "errorCode": None, "objectCount": "0",
+                "url": f"{base}/_bulk/{op}.jsonl" if done else None}}})
+        return self._json({"errors": [{"message": "unsupported query"}]})
+
+    async def bulk_file(self, request: Request) -> Response:
+        op = self.bulk_ops[int(request.path_params["op"])]
+        out = bytearray()
+        if op["stream"] == "customers":
+            for i in range(self.customers):
+                out += orjson.dumps(self.customer_node(i)) + b"\n"
+        else:
+            for j in range(self.orders):
+                for line in self.order_lines(j):
+                    out += orjson.dumps(line) + b"\n"
+        return Response(bytes(out), media_type="application/jsonl")
+
     def app(self) -> Starlette:
         return Starlette(routes=[
+            Route("/admin/api/{version}/graphql.json", self.graphql, methods=["POST"]),
             Route("/admin/api/{version}/{resource}.json", self.handle, methods=["GET"]),
+            Route("/_bulk/{op}.jsonl", self.bulk_file, methods=["GET"]),
         ])
 
 

@@ -41,7 +41,7 @@ def by_name(evs: list[CanonicalEvent]) -> dict[str, list[CanonicalEvent]]:
 def test_customer_sample_is_one_identify() -> None:
     (event,) = parse_envelope(envelope("shopify.customers/create", customer()))
     assert event.type == "identify"
-    assert event.message_id == "shopify:customer:207119551:2024-01-02T09:15:20-05:00"
+    assert event.message_id == "shopify:customer:207119551:2024-01-02T14:15:20Z"
     assert event.timestamp == datetime(2024, 1, 2, 14, 15, 20, tzinfo=UTC)
     assert event.received_at == RECEIVED and event.source_id == 3 and event.inbox_id == 7
     assert event.external_ids == [ExternalId("shopify:customer", "207119551")]

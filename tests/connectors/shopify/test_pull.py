@@ -17,6 +17,7 @@ from guestlist.connectors._http.ratelimit import TokenBucket
 from guestlist.connectors.backfill import backfill
 from guestlist.connectors.connections import add, check_connection
 from guestlist.connectors.shopify import client as shopify_client
+from guestlist.connectors.shopify.bulk import POLL_SECONDS as POLL_WAIT
 from guestlist.connectors.shopify.client import call_limit_budget, make_client
 from guestlist.connectors.shopify.settings import ShopifySettings
 from guestlist.pipeline import process_all
@@ -227,3 +228,32 @@ def test_fake_enforces_shopify_paging_rules(url: str) -> None:
         assert http.get("/admin/api/2025-10/customers.json?page_info=bogus").status_code == 400
         retired = http.get("/admin/api/2023-01/shop.json")
         assert retired.headers["X-Shopify-API-Version"] == "2025-01"
+
+
+def test_bulk_backfill_then_rest_increments(engine: Engine, fake: FakeShopify, url: str) -> None:
+    cid, s = connect(engine, url, bulk_backfill=True)
+    stop = threading.Event()
+
+    def progress(state: Any) -> None:
+        if state.stream == "orders" and state.pages == 1:
+            stop.set()
+
+    clock = Clock()
+    backfill(engine, cid, stop=stop, progress=progress, client=client(s, clock))
+    assert POLL_WAIT in clock.waits  # polled while RUNNING
+    done = backfill(engine, cid, client=client(s, clock))  # resumes inside the file
+    assert [(d.stream, d.records) for d in done] == [("customers", 0), ("orders", 76)]
+    assert [r for r, _ in fake.calls].count("graphql") == 6  # run, RUNNING, COMPLETED; twice
+    assert len(fake.bulk_ops) == 2
+    process_all(engine)
+    assert live_profiles(engine) == 52
+    assert count_events(engine, "Order Completed") == completed(fake)
+    assert granted_or_withdrawn(engine) == expected_consents(fake)
+    fake.calls.clear()
+    fake.touch("customers", 2, datetime.now(UTC) + timedelta(minutes=1))
+    done = backfill(engine, cid, client=client(s, clock))
+    assert [(d.stream, d.records) for d in done] == [("customers", 1), ("orders", 0)]
+    assert all(r != "graphql" and "updated_at_min" in p for r, p in fake.calls)
+    # The same customer version by REST (-05:00) and by bulk (Z) is one event.
+    process_all(engine)
+    assert count_events(engine, type_="identify") == 53

@@ -64,6 +64,10 @@ def _time(value: Any, what: str, field: str) -> datetime:
         raise EnvelopeError(f"shopify {what}: {field} {value[:40]!r} is not ISO 8601") from None
 
 
+def _utc_id(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _number(value: Any) -> float | None:
     if value is None or value == "":
         return None
@@ -133,7 +137,8 @@ def customer_events(customer: dict[str, Any], envelope: InboxEnvelope) -> list[C
             type="identify",
             traits=traits,
             external_ids=ext,
-            **_base(envelope, f"{SLUG}:customer:{cid}:{updated_raw}", updated),
+            # UTC in the id: REST says -05:00 where GraphQL says Z for the same instant.
+            **_base(envelope, f"{SLUG}:customer:{cid}:{_utc_id(updated)}", updated),
         )
     ]
     who = {k: traits[k] for k in ("email", "phone") if k in traits}
@@ -146,6 +151,7 @@ def customer_events(customer: dict[str, Any], envelope: InboxEnvelope) -> list[C
         if status is None:
             continue
         at_raw = consent.get("consent_updated_at") or updated_raw
+        at = _time(at_raw, f"customer {field}", "consent_updated_at")
         props: dict[str, Any] = {
             "channel": channel,
             "status": status,
@@ -165,11 +171,7 @@ def customer_events(customer: dict[str, Any], envelope: InboxEnvelope) -> list[C
                 properties=props,
                 context={"traits": dict(who)},
                 external_ids=list(ext),
-                **_base(
-                    envelope,
-                    f"{SLUG}:consent:{cid}:{channel}:{at_raw}:{state}",
-                    _time(at_raw, f"customer {field}", "consent_updated_at"),
-                ),
+                **_base(envelope, f"{SLUG}:consent:{cid}:{channel}:{_utc_id(at)}:{state}", at),
             )
         )
     return events

@@ -24,6 +24,9 @@ class ShopifySettings(ConnectorSettings):
     access_token: SecretStr
     # `webhook_secret` (base field) is the app's client secret: Shopify signs with it.
     api_version: str = Field(default=DEFAULT_API_VERSION)
+    # A stream's first run (and a restart) as a GraphQL bulk operation instead of
+    # REST pages; later runs are incremental REST pulls either way.
+    bulk_backfill: bool = False
 
     @field_validator("shop_domain", mode="before")
     @classmethod
