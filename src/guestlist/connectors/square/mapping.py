@@ -6,6 +6,7 @@ as unsubscribed, plus an `Age Verified` when the birthday has a year. Message id
 from the customer id and its `version` (which Square raises on every change and which
 is the same in webhooks and API answers, where `updated_at` is not always written to
 the same precision), so one version arriving by webhook and by pull is applied once.
+A completed order with a customer is one `Order Completed`.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def _time(value: Any, field: str) -> datetime:
         raise SquarePayloadError(field, f"{value!r} is not an RFC 3339 time") from None
 
 
-def version_key(customer: dict[str, Any]) -> str:
+def _version_key(customer: dict[str, Any]) -> str:
     """What tells one version of a customer from another: `version`, else `updated_at`."""
     version = customer.get("version")
     if isinstance(version, int) and not isinstance(version, bool):
@@ -129,7 +130,7 @@ def customer_events(customer: Any, envelope: InboxEnvelope) -> list[CanonicalEve
     if not isinstance(customer_id, str) or not customer_id:
         raise SquarePayloadError("customer.id", "missing")
     when = _time(customer.get("updated_at") or customer.get("created_at"), "customer.updated_at")
-    base = f"{CUSTOMER_NS}:{customer_id}:{version_key(customer)}"
+    base = f"{CUSTOMER_NS}:{customer_id}:{_version_key(customer)}"
     external = [ExternalId(CUSTOMER_NS, customer_id)]
     traits = customer_traits(customer)
     contact = {k: traits[k] for k in ("email", "phone") if k in traits}
