@@ -39,6 +39,7 @@ def test_unsubscribed_is_a_withdrawal_and_false_is_nothing() -> None:  # C-5, C-
     body = sample("contact.user.created__from_spec_example.CONSTRUCTED.json")
     body["data"]["item"]["unsubscribed_from_emails"] = True
     identify, consent = parse_envelope(envelope("contact.lead.updated", body))
+    assert identify.type == "identify"
     assert consent.name == "Consent Updated"
     assert consent.properties == {
         "channel": "email", "status": "withdrawn", "kind": "express", "recorded_by": "intercom",
