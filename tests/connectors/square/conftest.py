@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -37,12 +38,30 @@ class Served:
     url: str
 
 
+class _Switch:
+    """One server for the whole session, answering with each test's own fake."""
+
+    fake: SquareFake | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        assert self.fake is not None, "no Square fake for this test"
+        await self.fake.app(scope, receive, send)
+
+
+@pytest.fixture(scope="session")
+def _square_server() -> Iterator[tuple[_Switch, str]]:
+    switch = _Switch()
+    with serve(switch) as url:
+        yield switch, url
+
+
 @pytest.fixture
-def square() -> Iterator[Served]:
-    """The fake; a test that leaves spec violations behind fails."""
-    fake = SquareFake()
-    with serve(fake.app) as url:
-        yield Served(fake, url)
+def square(_square_server: tuple[_Switch, str]) -> Iterator[Served]:
+    """A fresh fake; a test that leaves spec violations behind fails."""
+    switch, url = _square_server
+    fake = switch.fake = SquareFake()
+    yield Served(fake, url)
+    switch.fake = None
     assert fake.violations == [], "requests the Square spec does not allow"
 
 
