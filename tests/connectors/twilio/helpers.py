@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -10,6 +11,9 @@ from urllib.parse import urlencode
 from sqlalchemy import Engine, select
 from twilio.request_validator import RequestValidator
 
+from guestlist.canonical import CanonicalEvent
+from guestlist.consent.ledger import channel_status, current_consent
+from guestlist.pipeline import process_events
 from guestlist.store.tables import consent_records, events, identifiers
 
 SAMPLES = Path(__file__).resolve().parents[3] / "src/guestlist/connectors/twilio/samples"
@@ -17,6 +21,7 @@ TOKEN = "twilio-test-auth-token-0123456789"  # the account's Auth Token
 ACCOUNT = "AC" + "0123456789abcdef" * 2
 SHOP_NUMBER = "+15558675310"
 PHONE = "+14155550100"
+T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 
 
 def sample(name: str) -> Any:
@@ -85,3 +90,34 @@ def inbound_events(engine: Engine, profile_id: int | None = None) -> list[Any]:
         query = query.where(events.c.profile_id == profile_id)
     with engine.connect() as conn:
         return list(conn.execute(query))
+
+
+def customer(engine: Engine, user: str, phone: str = PHONE, *channels: str) -> int:
+    """A profile holding the number, with express written consent (SMS-1) per channel."""
+
+    def event(mid: str, **fields: Any) -> CanonicalEvent:
+        return CanonicalEvent(
+            message_id=mid, timestamp=T0, received_at=T0, source_id=1, user_id=user, **fields
+        )
+
+    batch = [event(f"id-{user}", type="identify", traits={"phone": phone})]
+    for channel in channels:
+        props = {
+            "channel": channel,
+            "status": "granted",
+            "identifier": phone,
+            "text": f"Yes, send me {channel} offers from the shop. Not a condition of purchase.",
+        }
+        batch.append(
+            event(f"grant-{user}-{channel}", type="track", name="Consent Updated", properties=props)
+        )
+    with engine.begin() as conn:
+        process_events(conn, batch)
+    pid = profile_with(engine, phone)
+    assert pid is not None
+    return pid
+
+
+def status_of(engine: Engine, pid: int, channel: str, purpose: str = "marketing") -> str:
+    with engine.connect() as conn:
+        return channel_status(current_consent(conn, pid), channel, purpose)

@@ -3,21 +3,19 @@ pipeline, the database. Rule ids from ../shared/compliance.md."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from guestlist.canonical import CanonicalEvent
-from guestlist.consent.ledger import channel_status, current_consent
 from guestlist.consent.optout import is_suppressed
 from guestlist.consent.twiml import EMPTY_RESPONSE
-from guestlist.pipeline import process_all, process_events
+from guestlist.pipeline import process_all
 from guestlist.store.tables import inbox
 from tests.connectors.conftest import PUBLIC_URL, App
 from tests.connectors.twilio.helpers import (
     ACCOUNT,
     PHONE,
+    customer,
     form,
     inbound_events,
     message,
@@ -25,9 +23,9 @@ from tests.connectors.twilio.helpers import (
     records_for,
     settings,
     signed,
+    status_of,
 )
 
-T0 = datetime(2026, 5, 1, 12, tzinfo=UTC)
 STOP_CONFIRMATION = "You are unsubscribed and will get no more marketing messages"
 
 
@@ -60,37 +58,6 @@ def log_of(app: App, cid: int) -> list[dict[str, Any]]:
 def inbox_count(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.scalar(select(func.count()).select_from(inbox)) or 0)
-
-
-def customer(engine: Engine, user: str, phone: str = PHONE, *channels: str) -> int:
-    """A profile holding the number, with express written consent (SMS-1) per channel."""
-
-    def event(mid: str, **fields: Any) -> CanonicalEvent:
-        return CanonicalEvent(
-            message_id=mid, timestamp=T0, received_at=T0, source_id=1, user_id=user, **fields
-        )
-
-    batch = [event(f"id-{user}", type="identify", traits={"phone": phone})]
-    for channel in channels:
-        props = {
-            "channel": channel,
-            "status": "granted",
-            "identifier": phone,
-            "text": f"Yes, send me {channel} offers from the shop. Not a condition of purchase.",
-        }
-        batch.append(
-            event(f"grant-{user}-{channel}", type="track", name="Consent Updated", properties=props)
-        )
-    with engine.begin() as conn:
-        process_events(conn, batch)
-    pid = profile_with(engine, phone)
-    assert pid is not None
-    return pid
-
-
-def status_of(engine: Engine, pid: int, channel: str, purpose: str = "marketing") -> str:
-    with engine.connect() as conn:
-        return channel_status(current_consent(conn, pid), channel, purpose)
 
 
 def twiml(r: Any) -> str:
