@@ -221,8 +221,14 @@ def topic_of(envelope: InboxEnvelope, slug: str) -> str:
 _SAFE_TOPIC = re.compile(r"^[A-Za-z0-9_./:-]{1,60}$")
 
 
-def checked_topic(topic: str, field: str) -> str:
+def checked_topic(topic: str, field: str, delivery_id: str | None = None) -> str:
     """A topic from a header or body, refused (400) unless it is a plain short name."""
     if not _SAFE_TOPIC.match(topic):
-        raise WebhookRejected(400, "invalid_topic", f"unexpected topic {topic[:80]!r}", field=field)
+        raise WebhookRejected(
+            400,
+            "invalid_topic",
+            f"unexpected topic {topic[:80]!r}",
+            field=field,
+            delivery_id=delivery_id,
+        )
     return topic

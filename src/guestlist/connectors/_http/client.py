@@ -37,13 +37,16 @@ MAX_RETRY_AFTER = 120.0  # seconds; a vendor asking for longer is treated as dow
 class VendorError(Exception):
     """A vendor answer we cannot use: a 4xx, or a 5xx/429 still there after retries."""
 
-    def __init__(self, method: str, url: str, status: int | None, detail: str) -> None:
+    def __init__(
+        self, method: str, url: str, status: int | None, detail: str, body: Any = None
+    ) -> None:
         where = f"{method} {_without_query(url)}"
         super().__init__(f"{where}: {status or 'no answer'}: {detail}")
         self.method = method
         self.url = _without_query(url)  # some vendors take credentials in the query
         self.status = status
         self.detail = detail
+        self.body = body  # the vendor's answer as JSON, when it was JSON (error codes)
 
 
 class _Retryable(Exception):
@@ -75,6 +78,13 @@ def retry_after_seconds(response: httpx.Response, now: datetime | None = None) -
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _json_or_none(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
 
 
 def _excerpt(response: httpx.Response) -> str:
@@ -191,11 +201,21 @@ class VendorClient:
             full = str(self.http.base_url.join(url))
             if exc.response is not None:
                 raise VendorError(
-                    method, full, exc.response.status_code, _excerpt(exc.response)
+                    method,
+                    full,
+                    exc.response.status_code,
+                    _excerpt(exc.response),
+                    _json_or_none(exc.response),
                 ) from None
             raise VendorError(method, full, None, str(exc.cause)) from None
         if response.status_code >= 400:
-            raise VendorError(method, str(response.url), response.status_code, _excerpt(response))
+            raise VendorError(
+                method,
+                str(response.url),
+                response.status_code,
+                _excerpt(response),
+                _json_or_none(response),
+            )
         return response
 
     def get(self, url: str, **kwargs: Any) -> httpx.Response:
