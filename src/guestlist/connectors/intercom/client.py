@@ -116,10 +116,11 @@ def tag_names(client: VendorClient) -> dict[str, str]:
 
 
 def contact_pages(
-    client: VendorClient, checkpoint: str | None, *, per_page: int = PER_PAGE
+    client: VendorClient, checkpoint: str | None, *, per_page: int | None = None
 ) -> Iterator[Page]:
     """The contacts stream: search on `updated_at`, oldest change first."""
     state = ContactsCheckpoint.loads(checkpoint)
+    per_page = per_page or PER_PAGE
     newest = state.seen_max
     cursor = state.cursor
     names = tag_names(client)
