@@ -1,0 +1,109 @@
+"""The Zapier connector: a catch endpoint for any JSON a Zap sends, mapped per connection.
+
+The REST Hook subscriptions a Zapier app makes (to trigger on "profile entered segment")
+are in `subscriptions.py` and `api.py`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select, update
+
+from guestlist.canonical import CanonicalEvent
+from guestlist.connectors.base import (
+    Capability,
+    Connector,
+    Delivery,
+    Reply,
+    WebhookRejected,
+    WebhookRequest,
+)
+from guestlist.connectors.registry import register
+from guestlist.connectors.zapier.mapping import (
+    CONNECTION_HEADER,
+    MAPPING_HEADER,
+    RESERVED_HEADERS,
+    TOPIC,
+    ZapierPayloadError,
+    delivery_key,
+    missing_identifier,
+    parse_envelope,
+    records_of,
+)
+from guestlist.connectors.zapier.settings import ZapierSettings
+from guestlist.connectors.zapier.signature import check_caller
+from guestlist.inbox.store import InboxEnvelope
+from guestlist.store.tables import connections, inbox
+
+MAX_RECORDS = 500
+
+
+def _bad(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
+    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
+
+
+@register
+class ZapierConnector(Connector):
+    slug = "zapier"
+    title = "Zapier"
+    capabilities = frozenset({Capability.WEBHOOK})
+    settings_model = ZapierSettings
+    generates_webhook_secret = True
+    secret_in_path = True
+
+    def verify_webhook(self, settings: Any, request: WebhookRequest) -> Delivery:
+        assert isinstance(settings, ZapierSettings)
+        check_caller(settings, request)
+        for header in RESERVED_HEADERS:
+            if request.header(header) is not None:
+                raise _bad(header, f"{header} is set by guestlist, not the sender")
+        try:
+            records = records_of(request.body)
+        except ZapierPayloadError as exc:
+            raise _bad(exc.field, exc.message) from None
+        if len(records) > MAX_RECORDS:
+            raise _bad("body", f"at most {MAX_RECORDS} records per post")
+        key = delivery_key(settings.mapping, records, request.body)
+        for n, record in enumerate(records):
+            field = missing_identifier(settings.mapping, record)
+            if field is not None:
+                where = f"record {n}: " if len(records) > 1 else ""
+                raise _bad(
+                    field,
+                    f"{where}no email or phone where the mapping looks ({field}); "
+                    "map one in settings.mapping.traits",
+                    key,
+                )
+        return Delivery(topic=TOPIC, delivery_id=key)
+
+    def reply(
+        self,
+        conn: Connection,
+        settings: Any,
+        request: WebhookRequest,
+        delivery: Delivery,
+        source_id: int,
+    ) -> Reply | None:
+        """Keep the mapping with the stored delivery (in its transaction), so the pure
+        `parse` maps it as configured when it arrived; a redelivery keeps the first."""
+        assert isinstance(settings, ZapierSettings)
+        row = conn.execute(
+            select(inbox.c.id, inbox.c.headers).where(
+                inbox.c.source_id == source_id,
+                inbox.c.idempotency_key == delivery.delivery_id,
+            )
+        ).first()
+        if row is not None and MAPPING_HEADER not in (row.headers or {}):
+            name = conn.scalar(select(connections.c.name).where(
+                connections.c.source_id == source_id, connections.c.platform == self.slug))
+            headers = {
+                **dict(row.headers or {}),
+                MAPPING_HEADER: orjson.dumps(settings.mapping.model_dump(mode="json")).decode(),
+                **({CONNECTION_HEADER: name} if name else {}),
+            }
+            conn.execute(update(inbox).where(inbox.c.id == row.id).values(headers=headers))
+        return None
+
+    def parse(self, envelope: InboxEnvelope) -> list[CanonicalEvent]:
+        return parse_envelope(envelope)

@@ -1,0 +1,79 @@
+"""What the Zapier tests share: samples, the contest mapping, posting to the catch URL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.connectors.conftest import App
+
+SAMPLES = Path(__file__).resolve().parents[3] / "src/guestlist/connectors/zapier/samples"
+SECRET = "zapier-test-secret-abcdefghijklmnop"
+CONTEST = "catch__contest_entry.CONSTRUCTED.json"
+FLAT = "catch__flat_fields.CONSTRUCTED.json"
+SEVERAL = "catch__several_records.CONSTRUCTED.json"
+
+EMAIL_TEXT = "Yes, email me Bottle Shop news and offers. I can unsubscribe at any time."
+SMS_TEXT = ("Yes, text me offers from Bottle Shop. Msg & data rates may apply. Reply STOP to "
+            "opt out. Consent is not a condition of purchase.")
+
+CONTEST_MAPPING: dict[str, Any] = {
+    "type": "track",
+    "event": "Contest Entered",
+    "traits": {
+        "email": "contact.email",
+        "phone": "contact.phone",
+        "firstName": "contact.first_name",
+        "last_name": "contact.last_name",
+        "birthday": "answers.dob",
+    },
+    "properties": {"contest": "contest", "favorite_spirit": "answers.favorite_spirit"},
+    "delivery_id": "entry_id",
+    "timestamp": "submitted_at",
+    "consent": [
+        {"field": "answers.email_optin", "channel": "email", "text": EMAIL_TEXT,
+         "url": "https://bottleshop.example/giveaway", "legal_basis": "gdpr_consent"},
+        {"field": "answers.sms_optin", "channel": "sms", "text": SMS_TEXT,
+         "legal_basis": "tcpa_written"},
+    ],
+}
+
+
+def sample_bytes(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()
+
+
+def sample(name: str) -> Any:
+    return json.loads(sample_bytes(name))
+
+
+def connect(app: App, name: str = "Zaps", **settings: Any) -> int:
+    r = app.client.post(
+        "/api/connections",
+        json={"platform": "zapier", "name": name,
+              "settings": {"webhook_secret": SECRET, **settings}},
+        headers=app.admin,
+    )
+    assert r.status_code == 201, r.text
+    return int(r.json()["id"])
+
+
+def catch(
+    app: App, cid: int | str, body: bytes, *, secret: str | None = SECRET,
+    in_header: bool = False, headers: dict[str, str] | None = None,
+) -> Any:
+    sent = {"content-type": "application/json", **(headers or {})}
+    path = f"/hooks/zapier/{cid}"
+    if secret is not None and in_header:
+        sent["x-guestlist-secret"] = secret
+    elif secret is not None:
+        path += f"/{secret}"
+    return app.client.post(path, content=body, headers=sent)
+
+
+def log_of(app: App, cid: int) -> list[dict[str, Any]]:
+    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
+    assert r.status_code == 200, r.text
+    data: list[dict[str, Any]] = r.json()["data"]
+    return data
