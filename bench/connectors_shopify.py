@@ -1,7 +1,7 @@
 """Shopify backfill figures: the fake Admin API → `backfill()` → the pipeline → profiles.
 
     python bench/connectors_shopify.py [--customers 100000] [--orders 500000]
-                                       [--database-url URL] [--limit-on]
+                                       [--database-url URL] [--limit-on] [--bulk]
 
 Serves tests/fakes/shopify.py (in its own process, so it does not share our GIL) with
 N customers and M orders, runs the real `backfill()` in a thread into a fresh database
@@ -12,6 +12,8 @@ time, records/s, where the time went, and the counts (which must be N profiles a
 `--limit-on` (default 2,000 customers, 10,000 orders) keeps the fake's leaky bucket on
 (40 requests, 2/s), starts it at 39/40 (another app's burst), and prints how often the
 client was throttled (must be 0) and the fullest the bucket got.
+
+`--bulk` backfills through GraphQL bulk operations (one JSONL file per stream).
 
 Without `--database-url`, a fresh SQLite file in a temporary directory. With a
 PostgreSQL URL, pass an empty database (it is migrated here).
@@ -89,10 +91,10 @@ def counts(engine: Engine) -> dict[str, int]:
         }
 
 
-def run(engine: Engine, url: str, records: int) -> dict[str, float]:
+def run(engine: Engine, url: str, records: int, bulk: bool) -> dict[str, float]:
     info, _ = add(engine, "shopify", "Bench shop", {
         "shop_domain": SHOP, "access_token": TOKEN, "webhook_secret": "bench",
-        "base_url": url,
+        "base_url": url, "bulk_backfill": bulk,
     })
     failure: list[BaseException] = []
     fetched = {"records": 0, "pages": 0}
@@ -142,6 +144,8 @@ def main() -> None:
     parser.add_argument("--customers", type=int)
     parser.add_argument("--orders", type=int)
     parser.add_argument("--database-url")
+    parser.add_argument("--bulk", action="store_true",
+                        help="backfill through GraphQL bulk operations instead of REST pages")
     parser.add_argument("--limit-on", action="store_true",
                         help="keep the fake's leaky bucket on and check the client obeys it")
     args = parser.parse_args()
@@ -155,7 +159,8 @@ def main() -> None:
     upgrade(url)
     engine = make_engine(url)
     backend = engine.dialect.name
-    print(f"shopify backfill: {customers:,} customers + {orders:,} orders → {backend}",
+    how = "GraphQL bulk" if args.bulk else "REST"
+    print(f"shopify backfill ({how}): {customers:,} customers + {orders:,} orders → {backend}",
           flush=True)
 
     fake: FakeShopify | None = None
@@ -166,11 +171,11 @@ def main() -> None:
         # a full bucket of its own and must learn otherwise from the first answer.
         fake = FakeShopify(customers, orders, rate_limit=True, level=39.0)
         with serve(fake.app()) as base:
-            times = run(engine, base, customers + orders)
+            times = run(engine, base, customers + orders, args.bulk)
     else:
         process, base = start_fake_process(customers, orders)
         try:
-            times = run(engine, base, customers + orders)
+            times = run(engine, base, customers + orders, args.bulk)
         finally:
             process.terminate()
             process.wait(timeout=10)
