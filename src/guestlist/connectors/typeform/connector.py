@@ -1,0 +1,158 @@
+"""The Typeform connector: signed `form_response` webhooks and the Responses API pull."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import Connection, select, update
+
+from guestlist.canonical import CanonicalEvent
+from guestlist.connectors._http.client import VendorClient
+from guestlist.connectors._signing.hmac import hmac_base64, signatures_match
+from guestlist.connectors.base import (
+    Capability,
+    Connector,
+    ConnectorError,
+    Delivery,
+    Page,
+    Reply,
+    WebhookRejected,
+    WebhookRequest,
+    bad_signature,
+    missing_header,
+    no_secret,
+)
+from guestlist.connectors.registry import register
+from guestlist.connectors.typeform import client as api
+from guestlist.connectors.typeform.mapping import MAPPING_HEADER, TOPIC, parse_envelope
+from guestlist.connectors.typeform.settings import TypeformSettings
+from guestlist.inbox.store import InboxEnvelope
+from guestlist.store.tables import inbox
+
+log = structlog.get_logger(__name__)
+
+SIGNATURE_HEADER = "Typeform-Signature"
+
+
+def signature(secret: str, body: bytes) -> str:
+    """`sha256=` + base64(HMAC-SHA256(secret, raw body)), as Typeform sends it."""
+    return "sha256=" + hmac_base64(secret, body)
+
+
+def _bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
+    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
+
+
+@register
+class TypeformConnector(Connector):
+    slug = "typeform"
+    title = "Typeform"
+    capabilities = frozenset({Capability.WEBHOOK, Capability.PULL})
+    settings_model = TypeformSettings
+    streams = ("responses",)
+    generates_webhook_secret = True  # pasted as the webhook's secret at Typeform
+
+    def verify_webhook(self, settings: Any, request: WebhookRequest) -> Delivery:
+        assert isinstance(settings, TypeformSettings)
+        if settings.webhook_secret is None:
+            raise no_secret()
+        given = request.header(SIGNATURE_HEADER)
+        if not given:
+            raise missing_header(SIGNATURE_HEADER)
+        expected = signature(settings.webhook_secret.get_secret_value(), request.body)
+        if not signatures_match(expected, given):
+            raise bad_signature(SIGNATURE_HEADER)
+        try:
+            body = orjson.loads(request.body)
+        except orjson.JSONDecodeError:
+            raise _bad_body("body", "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise _bad_body("body", "the body is not a JSON object")
+        event_id = body.get("event_id")
+        if not isinstance(event_id, str) or not event_id or len(event_id) > 150:
+            raise _bad_body("event_id", "event_id is required")
+        event_type = body.get("event_type")
+        if event_type != TOPIC:
+            raise WebhookRejected(
+                400,
+                "unsupported_topic",
+                f"guestlist takes submitted responses only (event_type {TOPIC!r}), not "
+                f"{str(event_type)[:60]!r}; turn partial responses off on the webhook",
+                field="event_type",
+                delivery_id=event_id,
+            )
+        response = body.get("form_response")
+        if not isinstance(response, dict):
+            raise _bad_body("form_response", "form_response is required", event_id)
+        for name in ("form_id", "token", "submitted_at"):
+            if not isinstance(response.get(name), str) or not response[name]:
+                raise _bad_body(f"form_response.{name}", f"form_response.{name} is required",
+                                event_id)
+        if not isinstance(response.get("answers", []), list):
+            raise _bad_body("form_response.answers", "form_response.answers must be a list",
+                            event_id)
+        definition = response.get("definition")
+        if not isinstance(definition, dict) or not isinstance(definition.get("fields"), list):
+            raise _bad_body("form_response.definition.fields",
+                            "form_response.definition.fields is required", event_id)
+        form_id = response["form_id"]
+        if settings.forms and form_id not in settings.forms:
+            raise WebhookRejected(
+                400,
+                "unknown_form",
+                f"form {form_id[:64]!r} is not in this connection's forms; add it (with its "
+                "field mapping) or remove the webhook from that form",
+                field="form_response.form_id",
+                delivery_id=event_id,
+            )
+        log.info("typeform response", event_id=event_id, form_id=form_id)
+        return Delivery(topic=TOPIC, delivery_id=event_id)
+
+    def reply(
+        self,
+        conn: Connection,
+        settings: Any,
+        request: WebhookRequest,
+        delivery: Delivery,
+        source_id: int,
+    ) -> Reply | None:
+        """Keep the form's mapping with the stored delivery (in its transaction), so the
+        pure `parse` maps it as configured when it arrived; a redelivery keeps the first."""
+        assert isinstance(settings, TypeformSettings)
+        form_id = orjson.loads(request.body)["form_response"]["form_id"]
+        mapping = settings.forms.get(form_id)
+        if mapping is None or delivery.delivery_id is None:
+            return None
+        row = conn.execute(
+            select(inbox.c.id, inbox.c.headers).where(
+                inbox.c.source_id == source_id,
+                inbox.c.idempotency_key == delivery.delivery_id,
+            )
+        ).first()
+        if row is not None and MAPPING_HEADER not in (row.headers or {}):
+            headers = {**dict(row.headers or {}),
+                       MAPPING_HEADER: orjson.dumps(mapping.model_dump(mode="json")).decode()}
+            conn.execute(update(inbox).where(inbox.c.id == row.id).values(headers=headers))
+        return None
+
+    def parse(self, envelope: InboxEnvelope) -> list[CanonicalEvent]:
+        return parse_envelope(envelope)
+
+    def client(self, settings: Any, *, connection_id: int | None = None) -> VendorClient:
+        assert isinstance(settings, TypeformSettings)
+        return api.make_client(settings, connection_id=connection_id)
+
+    def pull(
+        self, client: VendorClient, settings: Any, stream: str, checkpoint: str | None
+    ) -> Iterator[Page]:
+        assert isinstance(settings, TypeformSettings)
+        if stream != "responses":
+            raise ConnectorError(f"Typeform has no stream {stream!r}")
+        return api.response_pages(client, settings, checkpoint)
+
+    def check(self, client: VendorClient, settings: Any) -> str:
+        assert isinstance(settings, TypeformSettings)
+        return api.check(client, settings)

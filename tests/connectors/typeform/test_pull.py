@@ -1,0 +1,146 @@
+"""Backfills against the fake Typeform API: every response once, resumable after a
+failure, 429s honoured, never over 2 requests a second, and the next run asks only for
+responses submitted since the last one (less an hour's overlap, applied once)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from sqlalchemy import Engine, select
+
+from guestlist.connectors._http.client import VendorClient, VendorError
+from guestlist.connectors._http.ratelimit import TokenBucket, forget_limiter
+from guestlist.connectors.backfill import backfill
+from guestlist.connectors.connections import add, check_connection
+from guestlist.pipeline import process_all
+from guestlist.store.tables import age_records, connection_streams, consent_records, events
+from tests.connectors.typeform.helpers import count, live_profiles
+from tests.fakes import serve
+from tests.fakes.typeform import FORM_ID, FakeTypeform, Fault
+
+N, PAGE = 90, 25  # 4 pages of responses
+
+
+@pytest.fixture
+def fake() -> FakeTypeform:
+    return FakeTypeform.generated(N)
+
+
+@pytest.fixture
+def url(fake: FakeTypeform) -> Iterator[str]:
+    with serve(fake.app()) as base:
+        yield base
+
+
+FORMS = {FORM_ID: {"fields": {
+    "email": "email", "first_name": "first_name", "dob": "birthday",
+    "email_optin": {"consent": {"channel": "email", "legal_basis": "gdpr_consent"}},
+}}}
+
+
+def connect(engine: Engine, url: str, token: str = "tfp_test") -> int:
+    info, _ = add(engine, "typeform", "Bottle Shop forms", {
+        "access_token": token, "base_url": url, "page_size": PAGE, "forms": FORMS,
+    })
+    forget_limiter("typeform", info.id)
+    return info.id
+
+
+def quick_client(url: str, waits: list[float]) -> VendorClient:
+    """The connector's headers, no pacing, and sleeps recorded instead of slept."""
+    return VendorClient(url, headers={"Authorization": "Bearer tfp_test"},
+                        limiter=TokenBucket(100, 100), sleep=waits.append)
+
+
+def checkpoint(engine: Engine) -> Any:
+    with engine.connect() as conn:
+        return conn.execute(select(connection_streams)).one()
+
+
+def submitted(engine: Engine) -> int:
+    return count(engine, events, events.c.name == "Form Submitted")
+
+
+def test_backfill_then_incremental_run(engine: Engine, fake: FakeTypeform, url: str) -> None:
+    cid = connect(engine, url)
+    [done] = backfill(engine, cid)  # the connector's own client: 2 requests a second
+    assert (done.stream, done.pages, done.total) == ("responses", 4, N)
+    assert fake.throttled == 0  # the client never exceeded the limit
+    gaps = [b - a for a, b in zip(fake.times, fake.times[1:], strict=False)]
+    assert len(gaps) == 4 and all(g >= 0.5 for g in gaps)  # evenly, under 2 a second
+    # Paged newest first with `before` = the last token seen, completed responses only.
+    assert [p.get("before") for p in fake.seen] == [
+        None, *[f"tok{N - PAGE * k:06d}" for k in range(1, 4)]]
+    assert all(p["page_size"] == str(PAGE) and p["response_type"] == "completed"
+               for p in fake.seen)
+    process_all(engine)
+    assert live_profiles(engine) == N
+    assert submitted(engine) == N
+    assert count(engine, consent_records) == len([i for i in range(N) if i % 3])  # C-4
+    assert count(engine, age_records) == N  # A-3 dob_provided
+
+    # The next run starts from the newest submission less an hour (Typeform may hold
+    # very recent responses back), and the overlap is applied once.
+    newest = datetime(2026, 1, 5, 9, 0, tzinfo=UTC) + timedelta(minutes=7 * (N - 1))
+    state = orjson.loads(checkpoint(engine).checkpoint)
+    assert state == {"since": {FORM_ID: (newest - timedelta(hours=1)).strftime(
+        "%Y-%m-%dT%H:%M:%S")}}
+    for i in range(N, N + 3):
+        fake.add(i, newest + timedelta(minutes=i - N + 1))
+    fake.seen.clear()
+    fake.times.clear()
+    [again] = backfill(engine, cid)
+    assert [p["since"] for p in fake.seen] == [state["since"][FORM_ID]]
+    assert again.total == 3 + 9  # 3 new, 9 within the hour's overlap
+    process_all(engine)
+    assert live_profiles(engine) == N + 3
+    assert submitted(engine) == N + 3
+
+
+def test_a_failed_backfill_resumes_without_gap_or_duplicate(
+    engine: Engine, fake: FakeTypeform, url: str
+) -> None:
+    cid = connect(engine, url)
+    fake.rate = fake.burst = 1000
+    fake.faults.append(Fault(request=3, status=503, times=-1))
+    waits: list[float] = []
+    with pytest.raises(VendorError) as failed:
+        backfill(engine, cid, client=quick_client(url, waits))
+    assert failed.value.status == 503
+    assert len(waits) == 5  # retried with backoff, then given up
+    assert checkpoint(engine).pages == 2
+    fake.faults.clear()
+    [done] = backfill(engine, cid, client=quick_client(url, waits))
+    assert done.pages == 4
+    process_all(engine)
+    assert live_profiles(engine) == N
+    assert submitted(engine) == N
+
+
+def test_429_retry_after_is_honoured(engine: Engine, fake: FakeTypeform, url: str) -> None:
+    cid = connect(engine, url)
+    fake.rate = fake.burst = 1000
+    fake.faults.append(Fault(request=2, status=429, times=1, retry_after="3"))
+    waits: list[float] = []
+    client = quick_client(url, waits)
+    client.limiter = TokenBucket(100, 100, sleep=waits.append)
+    [done] = backfill(engine, cid, client=client)
+    assert done.pages == 4
+    assert 3.0 in waits
+
+
+def test_wrong_token_is_not_retried(engine: Engine, url: str) -> None:
+    cid = connect(engine, url, token="wrong")
+    with pytest.raises(VendorError) as failed:
+        backfill(engine, cid)
+    assert failed.value.status == 401
+
+
+def test_check_calls_me(engine: Engine, url: str) -> None:
+    cid = connect(engine, url)
+    ok, said = check_connection(engine, cid)
+    assert ok and "bottleshop" in said
