@@ -54,6 +54,15 @@ class ShopifyConnector(Connector):
 
     def verify_webhook(self, settings: ShopifySettings, request: WebhookRequest) -> Delivery:
         delivery_id = request.header(EVENT_ID_HEADER) or request.header(WEBHOOK_ID_HEADER)
+        try:
+            return self._verify(settings, request, delivery_id)
+        except WebhookRejected as exc:
+            exc.delivery_id = exc.delivery_id or delivery_id  # for the connection's log
+            raise
+
+    def _verify(
+        self, settings: ShopifySettings, request: WebhookRequest, delivery_id: str | None
+    ) -> Delivery:
         if settings.webhook_secret is None:
             raise no_secret()
         given = request.header(SIGNATURE_HEADER)
@@ -61,9 +70,7 @@ class ShopifyConnector(Connector):
             raise missing_header(SIGNATURE_HEADER)
         secret = settings.webhook_secret.get_secret_value()
         if not signature_valid(secret, request.body, given):
-            exc = bad_signature(SIGNATURE_HEADER)
-            exc.delivery_id = delivery_id
-            raise exc
+            raise bad_signature(SIGNATURE_HEADER)
         # Not covered by the HMAC: a body signed for another shop of the same app
         # must not land on this connection.
         shop = request.header(SHOP_HEADER)
