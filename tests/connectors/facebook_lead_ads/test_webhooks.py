@@ -212,3 +212,23 @@ def test_the_documented_sample_delivery_is_accepted(app: App) -> None:
     assert job.args["leadgen"]["form_id"] == "<FORM_ID>"
     process_all(app.engine)
     assert live_profiles(app.engine) == 0  # the ids alone make no profile
+
+
+def test_checkbox_mapping_settings_as_json_text_and_refused_naming_the_field(app: App) -> None:
+    from guestlist.connectors.facebook_lead_ads.settings import FacebookLeadAdsSettings
+
+    as_text = FacebookLeadAdsSettings.model_validate({
+        "page_access_token": "t",
+        "consent_checkboxes": '{"email_offers": {"channel": "email"}}',
+    })
+    assert as_text.consent_checkboxes["email_offers"].channel == "email"
+    for n, bad in enumerate(('{"email_offers": {"channel": "fax"}}', "{not json",
+                {"email_offers": {"channel": "email", "wording": "x"}})):
+        r = app.client.post(
+            "/api/connections",
+            json={"platform": "facebook_lead_ads", "name": f"bad {n}",
+                  "settings": {"page_access_token": "t", "consent_checkboxes": bad}},
+            headers=app.admin,
+        )
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["field"].startswith("settings.consent_checkboxes"), r.text

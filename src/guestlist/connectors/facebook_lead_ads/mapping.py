@@ -224,6 +224,8 @@ def lead_events(body: dict[str, Any], envelope: InboxEnvelope) -> list[Canonical
     if "form_name" in proof:
         props["form_name"] = proof["form_name"]
     props["answers"] = rest
+    if body.get("form_error"):
+        props["form_error"] = str(body["form_error"])  # the form could not be read
 
     events = [event("identify", base, traits=traits)]
     if dob:
