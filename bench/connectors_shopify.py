@@ -1,7 +1,7 @@
 """Shopify backfill figures: the fake Admin API → `backfill()` → the pipeline → profiles.
 
     python bench/connectors_shopify.py [--customers 100000] [--orders 500000]
-                                       [--database-url URL] [--limit-on] [--bulk]
+                                       [--database-url URL] [--limit-on] [--bulk] [--apart]
 
 Serves tests/fakes/shopify.py (in its own process, so it does not share our GIL) with
 N customers and M orders, runs the real `backfill()` in a thread into a fresh database
@@ -13,6 +13,7 @@ time, records/s, where the time went, and the counts (which must be N profiles a
 (40 requests, 2/s), starts it at 39/40 (another app's burst), and prints how often the
 client was throttled (must be 0) and the fullest the bucket got.
 
+`--apart` runs the backfill to its end before processing, to see each side's cost.
 `--bulk` backfills through GraphQL bulk operations (one JSONL file per stream).
 
 Without `--database-url`, a fresh SQLite file in a temporary directory. With a
@@ -91,7 +92,9 @@ def counts(engine: Engine) -> dict[str, int]:
         }
 
 
-def run(engine: Engine, url: str, records: int, bulk: bool) -> dict[str, float]:
+def run(
+    engine: Engine, url: str, records: int, bulk: bool, apart: bool = False
+) -> dict[str, float]:
     info, _ = add(engine, "shopify", "Bench shop", {
         "shop_domain": SHOP, "access_token": TOKEN, "webhook_secret": "bench",
         "base_url": url, "bulk_backfill": bulk,
@@ -114,6 +117,9 @@ def run(engine: Engine, url: str, records: int, bulk: bool) -> dict[str, float]:
     start = time.perf_counter()
     thread = threading.Thread(target=pull, name="backfill")
     thread.start()
+    if apart:  # the pull alone, then the pipeline alone
+        thread.join()
+        times["apart_backfill_s"] = time.perf_counter() - start
     processing = 0.0
     last_report = start
     while True:
@@ -146,6 +152,8 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--bulk", action="store_true",
                         help="backfill through GraphQL bulk operations instead of REST pages")
+    parser.add_argument("--apart", action="store_true",
+                        help="backfill first, then process (no overlap): each side's cost")
     parser.add_argument("--limit-on", action="store_true",
                         help="keep the fake's leaky bucket on and check the client obeys it")
     args = parser.parse_args()
@@ -171,11 +179,11 @@ def main() -> None:
         # a full bucket of its own and must learn otherwise from the first answer.
         fake = FakeShopify(customers, orders, rate_limit=True, level=39.0)
         with serve(fake.app()) as base:
-            times = run(engine, base, customers + orders, args.bulk)
+            times = run(engine, base, customers + orders, args.bulk, args.apart)
     else:
         process, base = start_fake_process(customers, orders)
         try:
-            times = run(engine, base, customers + orders, args.bulk)
+            times = run(engine, base, customers + orders, args.bulk, args.apart)
         finally:
             process.terminate()
             process.wait(timeout=10)
