@@ -20,6 +20,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +30,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped]  # PyYAML: a dev dependency (see the report)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,7 +48,20 @@ TAGS = {"101": "whisky club", "102": "wholesale", "103": "vip"}
 
 @cache
 def spec() -> OpenAPIDocument:
-    return OpenAPIDocument(yaml.load(SPEC.read_text(), Loader=yaml.CSafeLoader))
+    """The document; parsing its 0.9 MB of YAML takes seconds, so a JSON copy is kept
+    in the temp directory, keyed by the YAML's size and time."""
+    stat = SPEC.stat()
+    cached = Path(tempfile.gettempdir()) / (
+        f"guestlist-intercom-2.14-{stat.st_size}-{int(stat.st_mtime)}.json")
+    try:
+        return OpenAPIDocument(json.loads(cached.read_text()))
+    except (OSError, ValueError):
+        pass
+    document = yaml.load(SPEC.read_text(), Loader=yaml.CSafeLoader)
+    partial = cached.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(json.dumps(document))
+    partial.replace(cached)
+    return OpenAPIDocument(document)
 
 
 def error(status: int, code: str, message: str, **headers: str) -> JSONResponse:

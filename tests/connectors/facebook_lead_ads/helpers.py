@@ -78,10 +78,10 @@ def leadgen_body(*leads: tuple[str, str], page_id: str = "104233165087761") -> b
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def connect(app: App, **overrides: Any) -> int:
+def connect(app: App, name: str = "Cellar ads", **overrides: Any) -> int:
     r = app.client.post(
         "/api/connections",
-        json={"platform": "facebook_lead_ads", "name": "Cellar ads",
+        json={"platform": "facebook_lead_ads", "name": name,
               "settings": settings(**overrides)},
         headers=app.admin,
     )

@@ -54,7 +54,7 @@ def handshake(app: App, cid: int, **query: str) -> Any:
     return app.client.get(f"/hooks/facebook_lead_ads/{cid}", params=query)
 
 
-def test_handshake_echoes_the_challenge_only_for_the_verify_token(app: App) -> None:
+def _handshake_checks(app: App) -> None:
     cid = connect(app)
     ok = handshake(app, cid, **{"hub.mode": "subscribe", "hub.verify_token":
                                "guestlist-verify-5e1f", "hub.challenge": "1158201444"})
@@ -176,7 +176,7 @@ def test_graph_failures(app: App, graph: tuple[GraphFake, str]) -> None:
     assert len(consent_of(app.engine, pid)) == 2
 
 
-def test_refusals_store_nothing_and_are_logged(app: App) -> None:
+def _refusals(app: App) -> None:
     cid = connect(app, page_id="104233165087761")
     body = leadgen_body((LEAD_ID, FORM_ID))
     bad = deliver(app, cid, body, secret="not the app secret")
@@ -204,8 +204,8 @@ def test_refusals_store_nothing_and_are_logged(app: App) -> None:
     assert outcomes.count("rejected") == 8 and "accepted" not in outcomes
 
 
-def test_the_documented_sample_delivery_is_accepted(app: App) -> None:
-    cid = connect(app)
+def _documented_sample(app: App) -> None:
+    cid = connect(app, name="Sample ads")
     r = deliver(app, cid, sample_bytes("leadgen_webhook.CONSTRUCTED.json"))
     assert r.status_code == 200 and r.json()["delivery_id"] == "leadgen:<LEAD_ID>"
     (job,) = job_rows(app)
@@ -214,7 +214,7 @@ def test_the_documented_sample_delivery_is_accepted(app: App) -> None:
     assert live_profiles(app.engine) == 0  # the ids alone make no profile
 
 
-def test_checkbox_mapping_settings_as_json_text_and_refused_naming_the_field(app: App) -> None:
+def _checkbox_mapping_settings(app: App) -> None:
     from guestlist.connectors.facebook_lead_ads.settings import FacebookLeadAdsSettings
 
     as_text = FacebookLeadAdsSettings.model_validate({
@@ -232,3 +232,13 @@ def test_checkbox_mapping_settings_as_json_text_and_refused_naming_the_field(app
         )
         assert r.status_code == 422, r.text
         assert r.json()["error"]["field"].startswith("settings.consent_checkboxes"), r.text
+
+
+def test_handshake_echoes_the_challenge_only_for_the_verify_token_and_settings(app: App) -> None:
+    _handshake_checks(app)
+    _checkbox_mapping_settings(app)
+
+
+def test_refusals_then_the_documented_sample(app: App) -> None:
+    _refusals(app)
+    _documented_sample(app)

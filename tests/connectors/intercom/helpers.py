@@ -26,10 +26,10 @@ def settings(**overrides: Any) -> dict[str, Any]:
     return {"access_token": TOKEN, "webhook_secret": SECRET, **overrides}
 
 
-def connect(app: App, **overrides: Any) -> int:
+def connect(app: App, name: str = "Cellar chat", **overrides: Any) -> int:
     r = app.client.post(
         "/api/connections",
-        json={"platform": "intercom", "name": "Cellar chat", "settings": settings(**overrides)},
+        json={"platform": "intercom", "name": name, "settings": settings(**overrides)},
         headers=app.admin,
     )
     assert r.status_code == 201, r.text

@@ -26,7 +26,7 @@ from tests.connectors.square.helpers import (
 CONTACT = "contact.user.created__from_spec_example.CONSTRUCTED.json"
 
 
-def test_contact_chat_and_tag_land_on_one_profile(app: App) -> None:
+def _contact_chat_and_tag(app: App) -> None:
     cid = connect(app)
     for name in (CONTACT, "conversation.user.created__from_spec_example.CONSTRUCTED.json",
                  "conversation.user.replied__from_spec_example.CONSTRUCTED.json",
@@ -57,8 +57,8 @@ def test_contact_chat_and_tag_land_on_one_profile(app: App) -> None:
     assert [e["outcome"] for e in log_of(app, cid)].count("accepted") == 4
 
 
-def test_unsubscribe_at_intercom_reaches_the_ledger(app: App) -> None:  # C-5
-    cid = connect(app)
+def _unsubscribe(app: App) -> None:  # C-5
+    cid = connect(app, name="Unsubscribes")
     body = sample(CONTACT)
     body["id"] = "notif_unsub-1"
     body["topic"] = "contact.user.updated"
@@ -73,8 +73,8 @@ def test_unsubscribe_at_intercom_reaches_the_ledger(app: App) -> None:  # C-5
         "email", "withdrawn", "joe@bloggs.com", "intercom")
 
 
-def test_the_documented_example_and_a_ping(app: App) -> None:
-    cid = connect(app)
+def _documented_example_and_ping(app: App) -> None:
+    cid = connect(app, name="Legacy")
     body = json.dumps(sample("webhook_signed_notification_example.json")["body"]).encode()
     r = deliver(app, cid, body)
     assert r.json() == {"status": "accepted",
@@ -89,7 +89,7 @@ def test_the_documented_example_and_a_ping(app: App) -> None:
     assert count_events(app.engine, type_="identify") == 1
 
 
-def test_refusals_store_nothing_and_are_logged(app: App) -> None:
+def _refusals(app: App) -> None:
     cid = connect(app)
     body = sample_bytes(CONTACT)
     assert deliver(app, cid, body, secret="wrong").status_code == 401
@@ -119,7 +119,7 @@ def test_refusals_store_nothing_and_are_logged(app: App) -> None:
     assert app.client.get(f"/hooks/intercom/{cid}").status_code == 200
 
 
-def test_a_connection_without_the_client_secret_refuses(app: App) -> None:
+def _without_the_client_secret(app: App) -> None:
     r = app.client.post(
         "/api/connections",
         json={"platform": "intercom", "name": "No secret",
@@ -136,3 +136,14 @@ def test_a_connection_without_the_client_secret_refuses(app: App) -> None:
         headers=app.admin,
     )
     assert bad.status_code == 422 and "region" in bad.json()["error"]["field"]
+
+
+def test_contact_chat_tag_then_an_unsubscribe(app: App) -> None:
+    _contact_chat_and_tag(app)
+    _unsubscribe(app)  # the same person: the withdrawal lands on the same profile
+
+
+def test_refusals_then_the_documented_example(app: App) -> None:
+    _refusals(app)
+    _without_the_client_secret(app)
+    _documented_example_and_ping(app)
