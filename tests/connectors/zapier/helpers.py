@@ -37,6 +37,7 @@ CONTEST_MAPPING: dict[str, Any] = {
         {"field": "answers.sms_optin", "channel": "sms", "text": SMS_TEXT,
          "legal_basis": "tcpa_written"},
     ],
+    "age_gate": {"field": "answers.age_21_plus", "text": "I am 21 or older", "minimum_age": 21},
 }
 
 

@@ -64,6 +64,9 @@ def test_mapping_from_a_json_string_or_an_object() -> None:
     ({"consent": [{"field": "optin", "channel": "fax", "text": "t"}]},
      "mapping.consent.0.channel"),
     ({"fields": {}}, "mapping.fields"),
+    ({"age_gate": {"field": "a"}}, "mapping.age_gate.text"),
+    ({"age_gate": {"field": "a", "text": "21+", "minimum_age": 120}},
+     "mapping.age_gate.minimum_age"),
 ])
 def test_bad_mappings_name_the_field(mapping: Any, where: str) -> None:
     with pytest.raises(ValidationError) as caught:
@@ -73,7 +76,7 @@ def test_bad_mappings_name_the_field(mapping: Any, where: str) -> None:
 
 def test_contest_entry_mapped() -> None:
     events = parse_envelope(envelope(sample_bytes(CONTEST), CONTEST_MAPPING))
-    identify, track, consent = events  # the empty SMS box records nothing (C-4)
+    identify, track, consent, age = events  # the empty SMS box records nothing (C-4)
     assert identify.type == "identify"
     assert identify.traits == {
         "email": "Maya.Chen@example.org", "phone": "(415) 555-0134", "first_name": "Maya",
@@ -96,6 +99,12 @@ def test_contest_entry_mapped() -> None:
         "form_value": "yes", "identifier": "Maya.Chen@example.org",
         "url": "https://bottleshop.example/giveaway", "legal_basis": "gdpr_consent",
     }  # C-2: the exact wording the shop configured, with the form's answer
+    assert (age.name, age.message_id) == ("Age Verified", "zapier:id:ce_1042:age")
+    assert age.properties == {
+        "level": "self_declared", "method": "age_gate", "recorded_by": "zapier",
+        "statement": "I am 21 or older", "form_field": "answers.age_21_plus",
+        "form_value": "checked", "minimum_age": 21,
+    }  # no birthday: a gate passed, never eligibility on its own (docs/age.md)
 
 
 def test_the_default_mapping_takes_fields_named_like_traits() -> None:
@@ -110,7 +119,7 @@ def test_the_default_mapping_takes_fields_named_like_traits() -> None:
 
 def test_several_records_in_one_post() -> None:
     mapping = {**CONTEST_MAPPING, "consent": [CONTEST_MAPPING["consent"][0]]}
-    events = parse_envelope(envelope(sample_bytes(SEVERAL), mapping))
+    events = parse_envelope(envelope(sample_bytes(SEVERAL), mapping))  # no age box in them
     names = [(e.type, e.name, e.message_id) for e in events]
     assert names == [
         ("identify", None, "zapier:id:ce_2001:identify"),

@@ -84,9 +84,12 @@ def test_contest_entry_to_profile_events_consent_and_age(app: App) -> None:  # C
         assert conn.scalar(select(consent_texts.c.text)) == EMAIL_TEXT
     (consent_event,) = events_of(app.engine, pid, "Consent Updated")
     assert not consent_event.issues
-    # A typed-in date of birth: dob_provided, never higher (docs/age.md).
-    assert {(a.dob, a.level) for a in age_of(app.engine, pid)} == {
-        (date(1990, 4, 12), "dob_provided")}
+    # A typed-in date of birth: dob_provided, never higher; the ticked 21+ box: a
+    # self-declaration without a date (docs/age.md).
+    assert {(a.dob, a.level, a.method) for a in age_of(app.engine, pid)} == {
+        (date(1990, 4, 12), "dob_provided", "birthday_trait"), (None, "self_declared", "age_gate")}
+    (age_event,) = events_of(app.engine, pid, "Age Verified")
+    assert not age_event.issues
 
 
 def test_several_records_and_redeliveries_stored_once(app: App) -> None:
@@ -117,7 +120,9 @@ def test_the_mapping_in_force_is_kept_with_the_delivery(app: App) -> None:
     assert catch(app, cid, sample_bytes(FLAT)).status_code == 200
     # The mapping is edited after the delivery came in (no API edits settings yet).
     with app.engine.begin() as conn:
-        settings = conn.scalar(select(connections.c.settings).where(connections.c.id == cid))
+        settings = conn.execute(
+            select(connections.c.settings).where(connections.c.id == cid)
+        ).scalar_one()
         changed = {**settings, "mapping": {**settings["mapping"], "keep_unmapped": False}}
         conn.execute(update(connections).where(connections.c.id == cid)
                      .values(settings=changed))

@@ -31,6 +31,7 @@ MAPPING_HEADER = "x-guestlist-zapier-mapping"
 CONNECTION_HEADER = "x-guestlist-zapier-connection"  # the connection's name, likewise
 RESERVED_HEADERS = (MAPPING_HEADER, CONNECTION_HEADER)
 CONSENT_EVENT = "Consent Updated"
+AGE_EVENT = "Age Verified"
 IDENTIFIER_TRAITS = ("email", "phone")
 # Top-level fields taken as traits when the mapping names none.
 AUTO_TRAITS = frozenset({
@@ -190,6 +191,7 @@ def _unmapped(mapping: ZapierMapping, record: dict[str, Any]) -> dict[str, Any]:
         *mapping.properties.values(),
         *(c.field for c in mapping.consent),
         *(c.identifier for c in mapping.consent if c.identifier is not None),
+        *([mapping.age_gate.field] if mapping.age_gate is not None else []),
         *(p for p in (mapping.delivery_id, mapping.timestamp) if p is not None),
     ]
     for path in used:
@@ -268,6 +270,27 @@ def events_for(
             message_id=f"{SLUG}:{key}:consent:{n}",
             name=CONSENT_EVENT,
             properties=props,
+            context={"traits": identifiers},
+            **common,
+        ))
+    gate = mapping.age_gate
+    if gate is not None and ticked(value := lookup(record, gate.field)):
+        # Self-declared, without a date: evidence of a gate passed, never eligibility.
+        age: dict[str, Any] = {
+            "level": "self_declared",
+            "method": "age_gate",
+            "recorded_by": SLUG,
+            "statement": gate.text,
+            "form_field": gate.field,
+            "form_value": value,
+        }
+        if gate.minimum_age is not None:
+            age["minimum_age"] = gate.minimum_age
+        events.append(CanonicalEvent(
+            type="track",
+            message_id=f"{SLUG}:{key}:age",
+            name=AGE_EVENT,
+            properties=age,
             context={"traits": identifiers},
             **common,
         ))

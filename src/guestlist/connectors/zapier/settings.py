@@ -47,6 +47,16 @@ class ConsentField(BaseModel):
     legal_basis: str | None = Field(default=None, min_length=1, max_length=40)
 
 
+class AgeGate(BaseModel):
+    """An "I am 21 or older" checkbox: ticked is a self-declaration, no date (docs/age.md)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: Path
+    text: str = Field(min_length=1, max_length=2000)  # the statement shown, as proof
+    minimum_age: int | None = Field(default=None, ge=1, le=99)
+
+
 class ZapierMapping(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -59,6 +69,7 @@ class ZapierMapping(BaseModel):
     traits: dict[str, Path] = Field(default_factory=dict)
     properties: dict[str, Path] = Field(default_factory=dict)  # property name → path
     consent: list[ConsentField] = Field(default_factory=list, max_length=10)
+    age_gate: AgeGate | None = None
     delivery_id: Path | None = None  # the record's own id: a Zap replayed is stored once
     timestamp: Path | None = None  # when it happened (ISO 8601); default: when received
     # Fields no path names are kept as event properties (the issue: never dropped).
