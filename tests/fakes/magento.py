@@ -42,8 +42,8 @@ def ts(seconds: float) -> str:
 
 
 def make_customer(i: int, updated_s: float | None = None) -> dict[str, Any]:
-    """Customer `i`: deterministic; every third shares an updated_at second with others."""
-    updated = ts(updated_s if updated_s is not None else 1000 + i // 3)
+    """Customer `i`: deterministic; three at a time share an updated_at (a minute apart)."""
+    updated = ts(updated_s if updated_s is not None else 1000 + (i // 3) * 60)
     record: dict[str, Any] = {
         "id": i,
         "group_id": 1,
@@ -159,10 +159,13 @@ class MagentoFake:
             self.tokens[token] = False
 
     def touch_customer(self, i: int, seconds: float) -> None:
-        """Customer `i` saved again at BASE_TIME + seconds (a new version)."""
+        """Customer `i` saved (or created) at BASE_TIME + seconds: a new version."""
         record = self.data["customers"].get(i) or make_customer(i)
         self.data["customers"][i] = {**record, "updated_at": ts(seconds),
                                      "lastname": f"Changed{i}"}
+
+    def last_updated(self, stream: str) -> str:
+        return max(str(r["updated_at"]) for r in self.data[stream].values())
 
     def api_requests(self, path: str) -> list[dict[str, str]]:
         return [q for p, q in self.requests if p == path]
@@ -241,7 +244,8 @@ class MagentoFake:
                 self.fail[(name, n + 1)] = (status, times - 1)
             return JSONResponse({"message": "Internal Error. Details are available in "
                                  "Magento log file."}, status_code=status,
-                                headers={"Retry-After": "0"} if status == 503 else {})
+                                headers={"Retry-After": self.retry_after}
+                                if status in (429, 503) else {})
         try:
             answer = search(list(self.data[name].values()), params, id_field, name)
         except ValueError as exc:

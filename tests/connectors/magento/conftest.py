@@ -25,6 +25,13 @@ class Served:
     fake: MagentoFake
     url: str
     waits: list[float] = field(default_factory=list)
+    now: float = 0.0  # the recorded client's clock: moves only when it "sleeps"
+
+    def _sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        # At least a microsecond: TokenBucket can ask for a wait of 1e-17 s (1 - 0.999…
+        # tokens), which a float clock near 2.0 cannot move by, and would ask forever.
+        self.now += max(seconds, 1e-6)
 
     def settings(self, **extra: Any) -> dict[str, Any]:
         raw: dict[str, Any] = {
@@ -33,6 +40,7 @@ class Served:
             "admin_username": self.fake.admin_username,
             "admin_password": self.fake.admin_password,
             "requests_per_second": 50,
+            "page_size": 10,
         }
         raw.update(extra)
         return {k: v for k, v in raw.items() if v is not None}
@@ -43,7 +51,8 @@ class Served:
         attempts = extra.pop("attempts", 6)
         return build_client(
             MagentoSettings.model_validate(self.settings(**extra)),
-            sleep=self.waits.append,
+            sleep=self._sleep,
+            clock=lambda: self.now,
             timeout=timeout,
             attempts=attempts,
         )

@@ -114,8 +114,9 @@ def build_client(
     attempts: int = 6,
 ) -> VendorClient:
     rate = settings.requests_per_second
+    # Capacity 1: evenly spaced requests, never a burst (no limit is published to burst to).
     limiter = limiter_for(
-        SLUG, connection_id, lambda: TokenBucket(max(1.0, rate), rate, clock=clock, sleep=sleep)
+        SLUG, connection_id, lambda: TokenBucket(1.0, rate, clock=clock, sleep=sleep)
     )
     auth: httpx.Auth | None = None
     headers = {"Accept": "application/json"}

@@ -36,7 +36,8 @@ class MagentoConnector(Connector):
     ) -> Iterator[Page]:
         if stream not in STREAMS:
             raise ConnectorError(f"magento has no stream {stream!r}")
-        return pull_stream(client, stream, checkpoint)
+        page_size = settings.page_size if isinstance(settings, MagentoSettings) else 100
+        return pull_stream(client, stream, checkpoint, page_size=page_size)
 
     def check(self, client: VendorClient, settings: Any) -> str:
         params = search_criteria_params([], page_size=1, current_page=1)

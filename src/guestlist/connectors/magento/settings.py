@@ -23,6 +23,8 @@ class MagentoSettings(ConnectorSettings):
     admin_password: SecretStr | None = None
     # Magento has no general API rate limit; we stay under this on our side.
     requests_per_second: float = Field(default=5.0, gt=0, le=100)
+    # Records per request; 2.4.7's REST input limits cap pageSize at 300 by default.
+    page_size: int = Field(default=100, ge=1, le=300)
 
     @field_validator("store_url")
     @classmethod
