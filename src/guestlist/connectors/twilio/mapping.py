@@ -11,6 +11,7 @@ recorded from an inquiry (SMS-1: marketing texts need express written consent).
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -54,9 +55,21 @@ class TwilioPayloadError(ValueError):
         self.field = field
 
 
+_last = threading.local()
+
+
 def form_params(body: bytes) -> list[tuple[str, str]]:
-    """The POST parameters in the order sent (raises UnicodeDecodeError)."""
-    return parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    """The POST parameters in the order sent, as `parse_qsl(…, keep_blank_values=True)`
+    reads them (raises UnicodeDecodeError).
+
+    The webhook reads a body twice in one thread (`verify_webhook`, then `reply`): the
+    last body each thread read is kept, so the second read is free.
+    """
+    if getattr(_last, "body", None) is body:
+        return list(_last.pairs)
+    pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    _last.body, _last.pairs = body, tuple(pairs)
+    return pairs
 
 
 def message_sid(params: dict[str, str]) -> str | None:

@@ -21,6 +21,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Sequence
+from functools import lru_cache
 from urllib.parse import parse_qs, urlparse
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -68,6 +69,7 @@ def compute_signature(
     return base64.b64encode(hmac.new(token.encode(), text.encode(), digest).digest()).decode()
 
 
+@lru_cache(maxsize=256)
 def url_variants(url: str) -> tuple[str, ...]:
     """The URL as given, with its scheme's default port added (if it names none), and
     without any port: the forms the SDK accepts."""
@@ -86,9 +88,9 @@ def url_variants(url: str) -> tuple[str, ...]:
 
 def body_hash(url: str) -> str | None:
     """`bodySHA256` from the URL's query: present for JSON bodies only."""
-    query = urlparse(url).query
-    if "bodySHA256" not in query:
+    if "bodySHA256" not in url:
         return None
+    query = urlparse(url).query
     values = parse_qs(query).get("bodySHA256")
     return values[0] if values else None
 
