@@ -237,6 +237,17 @@ def test_basic_auth_when_set(app: App) -> None:
     assert [e["outcome"] for e in log_of(app, cid)].count("rejected") == 6
 
 
+def test_a_post_for_another_hostname_is_403(app: App) -> None:
+    cid = connect(app, hostname="Parse.BottleShop.example")
+    r = post_sample(app, cid, DEFAULT)  # envelope to inbound@inbound.example.com
+    assert r.status_code == 403, r.text
+    assert (r.json()["error"]["code"], r.json()["error"]["field"]) == (
+        "wrong_hostname", "envelope.to")
+    assert post_sample(app, cid, LATIN1).status_code == 200  # to hello@parse.bottleshop…
+    assert len(inbox_rows(app.engine)) == 1
+    assert [e["outcome"] for e in log_of(app, cid)] == ["accepted", "rejected"]
+
+
 def test_bad_settings_name_the_field(app: App) -> None:
     for settings, field in [
         ({"basic_auth_password": "x"}, "settings.basic_auth_password"),
@@ -246,6 +257,7 @@ def test_bad_settings_name_the_field(app: App) -> None:
         ({"basic_auth_username": "a", "basic_auth_password": "p@ss"},
          "settings.basic_auth_password"),
         ({"signing_key": "x"}, "settings.signing_key"),
+        ({"hostname": "not a host"}, "settings.hostname"),
     ]:
         r = app.client.post(
             "/api/connections",

@@ -14,6 +14,17 @@ class SendGridSettings(ConnectorSettings):
         default=None, min_length=1, max_length=200, pattern=r"^[^:\s/@]+$"
     )
     basic_auth_password: SecretStr | None = Field(default=None, validate_default=True)
+    # The parse hostname (the MX subdomain). When set, a post none of whose envelope
+    # recipients is at this host is refused 403: another Parse setting posting here.
+    hostname: str | None = Field(
+        default=None, max_length=253,
+        pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+    )
+
+    @field_validator("hostname", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower().rstrip(".") if isinstance(value, str) else value
 
     @field_validator("basic_auth_password")
     @classmethod
