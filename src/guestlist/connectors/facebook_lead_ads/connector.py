@@ -4,6 +4,7 @@ webhooks, and the job that reads each lead from the Graph API."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,7 +18,9 @@ from guestlist.connectors._signing import signatures_match
 from guestlist.connectors.base import (
     Capability,
     Connector,
+    ConnectorError,
     Delivery,
+    Page,
     Reply,
     WebhookRejected,
     WebhookRequest,
@@ -88,8 +91,9 @@ def delivery_id(leads: list[dict[str, Any]]) -> str:
 class FacebookLeadAdsConnector(Connector):
     slug = SLUG
     title = "Facebook Lead Ads"
-    capabilities = frozenset({Capability.WEBHOOK})
+    capabilities = frozenset({Capability.WEBHOOK, Capability.PULL})
     settings_model = FacebookLeadAdsSettings
+    streams = ("leads",)
 
     def handshake(self, settings: Any, request: WebhookRequest) -> Reply:
         assert isinstance(settings, FacebookLeadAdsSettings)
@@ -167,6 +171,14 @@ class FacebookLeadAdsConnector(Connector):
     def client(self, settings: Any, *, connection_id: int | None = None) -> VendorClient:
         assert isinstance(settings, FacebookLeadAdsSettings)
         return api.make_client(settings, connection_id=connection_id)
+
+    def pull(
+        self, client: VendorClient, settings: Any, stream: str, checkpoint: str | None
+    ) -> Iterator[Page]:
+        assert isinstance(settings, FacebookLeadAdsSettings)
+        if stream != "leads":
+            raise ConnectorError(f"Facebook Lead Ads has no stream {stream!r}")
+        return api.lead_pages(client, settings, checkpoint)
 
     def check(self, client: VendorClient, settings: Any) -> str:
         assert isinstance(settings, FacebookLeadAdsSettings)

@@ -24,7 +24,7 @@ import orjson
 
 from guestlist.canonical import CanonicalEvent, ExternalId
 from guestlist.capture.tracking_parse import parse_timestamp
-from guestlist.connectors.base import topic_of
+from guestlist.connectors.base import PULL_KIND, pulled_page, topic_of
 from guestlist.inbox.store import InboxEnvelope
 
 SLUG = "facebook_lead_ads"
@@ -319,6 +319,14 @@ def lead_events(body: dict[str, Any], envelope: InboxEnvelope) -> list[Canonical
 
 def parse_envelope(envelope: InboxEnvelope) -> list[CanonicalEvent]:
     topic = topic_of(envelope, SLUG)
+    if topic.startswith(f"{PULL_KIND}."):
+        stream, records = pulled_page(envelope)
+        if stream != "leads":
+            raise FacebookPayloadError("stream", f"unknown stream {stream!r}")
+        out: list[CanonicalEvent] = []
+        for record in records:
+            out.extend(lead_events(record, envelope))
+        return out
     if topic == WEBHOOK_TOPIC:
         return []  # ids only: the fetch job stores the lead itself
     if topic != LEAD_KIND:
