@@ -152,3 +152,13 @@ def test_the_webhook_envelope_maps_to_nothing_and_bad_leads_raise_naming_the_fie
         parse_envelope(envelope({"lead": {"id": "1"}}))
     with pytest.raises(FacebookPayloadError, match="body"):
         parse_envelope(envelope(b"not json"))
+
+
+def test_a_lead_by_webhook_and_by_pull_has_the_same_message_ids() -> None:
+    by_job = parse_envelope(envelope(stored()))
+    page = {"stream": "leads", "records": [stored()]}
+    by_pull = parse_envelope(envelope(page, "facebook_lead_ads.pull.leads"))
+    assert [e.message_id for e in by_pull] == [e.message_id for e in by_job]
+    with pytest.raises(FacebookPayloadError, match="stream"):
+        parse_envelope(envelope({"stream": "forms", "records": []},
+                                "facebook_lead_ads.pull.forms"))
