@@ -182,8 +182,12 @@ def test_refused_deliveries_store_nothing_and_are_logged(app: App) -> None:
         assert r.status_code == status, (change, r.text)
         assert r.json()["error"]["code"] == error, change
         assert r.json()["error"]["field"] == field, change
+    # Oversize: refused before it is read, whatever its signature.
+    big = b'{"event_id":"big","pad":"' + b"x" * (5 << 20) + b'"}'
+    r = deliver(app, cid, big, secret)
+    assert r.status_code == 413
     assert inbox_rows(app.engine) == []
-    log = log_of(app, cid)
+    log = [e for e in log_of(app, cid) if e["status"] != 413]
     assert len(log) == len(REFUSALS)
     assert {e["outcome"] for e in log} == {"rejected"}
     assert sorted(e["status"] for e in log) == sorted(s for _, s, _, _ in REFUSALS)
