@@ -150,6 +150,7 @@ REFUSALS = [
     ("no_definition", 400, "invalid_body", "form_response.definition.fields"),
     ("partial", 400, "unsupported_topic", "event_type"),
     ("other_form", 400, "unknown_form", "form_response.form_id"),
+    ("forged_mapping", 400, "reserved_header", "x-guestlist-typeform-mapping"),
 ]
 
 
@@ -171,6 +172,8 @@ def _refused_body(change: str, secret: str) -> tuple[bytes, dict[str, str]]:
         headers["Typeform-Signature"] = ""
     elif change == "not_json":
         body = b"event_id=1&form_response=x"
+    elif change == "forged_mapping":
+        headers["X-Guestlist-Typeform-Mapping"] = '{"fields": {"x": "email"}}'
     return body, headers
 
 

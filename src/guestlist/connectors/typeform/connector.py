@@ -57,6 +57,11 @@ class TypeformConnector(Connector):
 
     def verify_webhook(self, settings: Any, request: WebhookRequest) -> Delivery:
         assert isinstance(settings, TypeformSettings)
+        if request.header(MAPPING_HEADER) is not None:
+            # Headers are stored with the delivery and this one is ours (see reply):
+            # a sender may not set it.
+            raise WebhookRejected(400, "reserved_header", f"{MAPPING_HEADER} is set by "
+                                  "guestlist, not the sender", field=MAPPING_HEADER)
         if settings.webhook_secret is None:
             raise no_secret()
         given = request.header(SIGNATURE_HEADER)
