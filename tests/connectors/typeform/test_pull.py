@@ -4,6 +4,7 @@ responses submitted since the last one (less an hour's overlap, applied once).""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,8 @@ from guestlist.connectors._http.client import VendorClient, VendorError
 from guestlist.connectors._http.ratelimit import TokenBucket, forget_limiter
 from guestlist.connectors.backfill import backfill
 from guestlist.connectors.connections import add, check_connection
+from guestlist.connectors.typeform.client import make_client, response_pages
+from guestlist.connectors.typeform.settings import TypeformSettings
 from guestlist.pipeline import process_all
 from guestlist.store.tables import age_records, connection_streams, consent_records, events
 from tests.connectors.typeform.helpers import count, live_profiles
@@ -51,9 +54,17 @@ def connect(engine: Engine, url: str, token: str = "tfp_test") -> int:
 
 
 def quick_client(url: str, waits: list[float]) -> VendorClient:
-    """The connector's headers, no pacing, and sleeps recorded instead of slept."""
+    """The connector's headers, a fast pace on a fake clock, and sleeps recorded (the
+    clock moves by them) instead of slept."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    limiter = TokenBucket(100, 100, clock=lambda: now[0] + time.monotonic(), sleep=sleep)
     return VendorClient(url, headers={"Authorization": "Bearer tfp_test"},
-                        limiter=TokenBucket(100, 100), sleep=waits.append)
+                        limiter=limiter, sleep=sleep)
 
 
 def checkpoint(engine: Engine) -> Any:
@@ -65,13 +76,23 @@ def submitted(engine: Engine) -> int:
     return count(engine, events, events.c.name == "Form Submitted")
 
 
-def test_backfill_then_incremental_run(engine: Engine, fake: FakeTypeform, url: str) -> None:
-    cid = connect(engine, url)
-    [done] = backfill(engine, cid)  # the connector's own client: 2 requests a second
-    assert (done.stream, done.pages, done.total) == ("responses", 4, N)
+def test_the_pace_keeps_under_two_a_second(fake: FakeTypeform, url: str) -> None:
+    raw = TypeformSettings.model_validate({"access_token": "tfp_test", "base_url": url,
+                                           "page_size": PAGE, "forms": FORMS})
+    with make_client(raw) as client:  # the connector's own client and limiter
+        pages = list(response_pages(client, raw, None))
+    assert len(pages) == 4
     assert fake.throttled == 0  # the client never exceeded the limit
     gaps = [b - a for a, b in zip(fake.times, fake.times[1:], strict=False)]
     assert len(gaps) == 4 and all(g >= 0.5 for g in gaps)  # evenly, under 2 a second
+
+
+def test_backfill_then_incremental_run(engine: Engine, fake: FakeTypeform, url: str) -> None:
+    cid = connect(engine, url)
+    fake.rate = fake.burst = 1000
+    waits: list[float] = []
+    [done] = backfill(engine, cid, client=quick_client(url, waits))
+    assert (done.stream, done.pages, done.total) == ("responses", 4, N)
     # Paged newest first with `before` = the last token seen, completed responses only.
     assert [p.get("before") for p in fake.seen] == [
         None, *[f"tok{N - PAGE * k:06d}" for k in range(1, 4)]]
@@ -92,8 +113,7 @@ def test_backfill_then_incremental_run(engine: Engine, fake: FakeTypeform, url: 
     for i in range(N, N + 3):
         fake.add(i, newest + timedelta(minutes=i - N + 1))
     fake.seen.clear()
-    fake.times.clear()
-    [again] = backfill(engine, cid)
+    [again] = backfill(engine, cid, client=quick_client(url, waits))
     assert [p["since"] for p in fake.seen] == [state["since"][FORM_ID]]
     assert again.total == 3 + 9  # 3 new, 9 within the hour's overlap
     process_all(engine)
@@ -126,9 +146,7 @@ def test_429_retry_after_is_honoured(engine: Engine, fake: FakeTypeform, url: st
     fake.rate = fake.burst = 1000
     fake.faults.append(Fault(request=2, status=429, times=1, retry_after="3"))
     waits: list[float] = []
-    client = quick_client(url, waits)
-    client.limiter = TokenBucket(100, 100, sleep=waits.append)
-    [done] = backfill(engine, cid, client=client)
+    [done] = backfill(engine, cid, client=quick_client(url, waits))
     assert done.pages == 4
     assert 3.0 in waits
 
