@@ -7,7 +7,8 @@ into `detail` (an erased person's entries stay, without the erased data: P-2).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -39,6 +40,37 @@ def audit(
             detail=dict(detail) if detail else None,
             reason=reason,
         )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    actor: str = SYSTEM
+    profile_id: int | None = None
+    detail: Mapping[str, Any] | None = None
+    reason: str | None = None
+
+
+def audit_many(
+    conn: Connection, action: str, entries: Sequence[AuditEntry], *, at: datetime | None = None
+) -> None:
+    """Append one entry per item, of one action, in one statement (same transaction)."""
+    if not entries:
+        return
+    when = at or utcnow()
+    conn.execute(
+        audit_log.insert(),
+        [
+            {
+                "at": when,
+                "actor": e.actor,
+                "action": action,
+                "profile_id": e.profile_id,
+                "detail": dict(e.detail) if e.detail else None,
+                "reason": e.reason,
+            }
+            for e in entries
+        ],
     )
 
 

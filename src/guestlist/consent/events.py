@@ -24,7 +24,7 @@ from guestlist.consent.ledger import (
     IDENTIFIER_KIND,
     ConsentError,
     ConsentStatement,
-    append,
+    append_many,
     check_eu_uk_basis,
     ledger_key,
     parse_statement,
@@ -105,7 +105,7 @@ def record_consent(
     if not planned:
         return 0
     key = ledger_key(conn)
-    recorded = 0
+    accepted: list[tuple[int, ConsentStatement]] = []
     for item in planned:
         ident = found[item.index]
         statement = item.statement
@@ -134,6 +134,6 @@ def record_consent(
                     }
                 )
                 continue
-        append(conn, ident.profile_id, statement, key=key)
-        recorded += 1
-    return recorded
+        accepted.append((ident.profile_id, statement))
+    append_many(conn, accepted, key=key)  # one round of statements for the whole batch
+    return len(accepted)
