@@ -113,3 +113,19 @@ def test_a_page_without_its_header_record_fails_clearly() -> None:
     with pytest.raises(SheetPayloadError) as caught:
         parse_envelope(env)
     assert caught.value.field == SHEET_RECORD
+
+
+def test_the_sample_value_range() -> None:
+    import json
+    from pathlib import Path
+
+    import guestlist.connectors.google_sheets as package
+
+    sample = json.loads((Path(package.__file__).parent / "samples"
+                         / "values_get_response.CONSTRUCTED.json").read_text())
+    headers, *rows = sample["values"]
+    events = parse_envelope(page(rows, headers=headers))
+    identifies = [e for e in events if e.type == "identify"]
+    assert [e.traits.get("birthday") for e in identifies] == ["1990-04-05", "1982-02-18"]
+    assert [e.properties["status"] for e in events if e.name == "Consent Updated"] == [
+        "granted", "withdrawn"]

@@ -129,3 +129,16 @@ def test_a_stored_payload_lacking_fields_fails_clearly(body: Any, field: str) ->
     with pytest.raises(TypeformPayloadError) as caught:
         parse_envelope(envelope(body))
     assert caught.value.field == field
+
+
+def test_a_response_by_webhook_and_by_pull_has_the_same_ids() -> None:
+    payload = sample(SIGNUP)
+    hooked = parse_envelope(envelope(payload, mapping=SIGNUP_FORM))
+    response = {k: v for k, v in payload["form_response"].items() if k != "definition"}
+    form = {"id": "Bt1Club", "title": "Bottle Shop Tasting Club",
+            "fields": payload["form_response"]["definition"]["fields"]}
+    body = {"stream": "responses",
+            "records": [{FORM_RECORD: {"form": form, "mapping": SIGNUP_FORM}}, response]}
+    pulled = parse_envelope(envelope(body, kind="typeform.pull.responses"))
+    assert [e.message_id for e in pulled] == [e.message_id for e in hooked]
+    assert [e.properties for e in pulled] == [e.properties for e in hooked]
