@@ -26,6 +26,7 @@ from guestlist.api.hooks import router as hooks_router
 from guestlist.api.privacy import router as privacy_router
 from guestlist.api.profiles import router as profiles_router
 from guestlist.api.segments import router as segments_router
+from guestlist.api.zapier import router as zapier_router
 from guestlist.capture.tracking import router as tracking_router
 from guestlist.store.engine import get_engine
 
@@ -39,6 +40,7 @@ ROUTERS: list[APIRouter] = [
     privacy_router,
     segments_router,
     connections_router,
+    zapier_router,
     hooks_router,
 ]
 

@@ -98,17 +98,18 @@ def _response(answer: WebhookAnswer) -> Response:
     return JSONResponse(answer.body, status_code=answer.status)
 
 
-@router.get(
+@router.api_route(
     "/hooks/{platform}/{connection_id}",
+    methods=["GET", "HEAD"],
     summary="A vendor's verification handshake",
     description="Meta (Facebook Lead Ads) verifies a webhook URL with a GET carrying "
-    "`hub.challenge`; other platforms answer 405.",
+    "`hub.challenge`; Intercom checks a URL with a HEAD; other platforms answer 405.",
 )
 async def handshake(
     engine: EngineDep, request: Request, platform: str, connection_id: str
 ) -> Response:
     delivery = WebhookRequest(
-        method="GET",
+        method=request.method,
         url=public_url(request),
         headers={k.lower(): v for k, v in request.headers.items()},
         body=b"",

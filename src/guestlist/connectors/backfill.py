@@ -22,7 +22,13 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from guestlist.connectors._http.client import VendorClient, VendorError
-from guestlist.connectors.base import Capability, ConnectorError, Page, pull_kind
+from guestlist.connectors.base import (
+    CONTEXT_PREFIX,
+    Capability,
+    ConnectorError,
+    Page,
+    pull_kind,
+)
 from guestlist.connectors.connections import load, log_event
 from guestlist.inbox.store import accept
 from guestlist.jobs.registry import job_handler
@@ -107,6 +113,13 @@ def _checkpoint(engine: Engine, connection_id: int, stream: str) -> str | None:
         )
 
 
+def _context(page: Page) -> dict[str, str]:
+    for name in page.context:
+        if not name.startswith(CONTEXT_PREFIX):
+            raise ValueError(f"page context {name!r} must start with {CONTEXT_PREFIX}")
+    return dict(page.context)
+
+
 def _store_page(
     engine: Engine,
     *,
@@ -123,7 +136,7 @@ def _store_page(
                 conn,
                 source_id=source_id,
                 kind=pull_kind(slug, state.stream),
-                headers={},
+                headers=_context(page),
                 body=orjson.dumps({"stream": state.stream, "records": page.records}),
                 idempotency_key=f"pull:{state.stream}:{state.run}:{state.pages}",
             )

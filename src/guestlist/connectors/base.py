@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
@@ -31,6 +31,7 @@ from guestlist.connectors._http.client import VendorClient
 from guestlist.inbox.store import InboxEnvelope
 
 PULL_KIND = "pull"
+CONTEXT_PREFIX = "x-guestlist-"  # stored headers only guestlist writes
 
 
 class Capability(StrEnum):
@@ -93,6 +94,10 @@ class Delivery:
 
     topic: str  # e.g. "customers/create"; inbox kind "{slug}.{topic}"
     delivery_id: str | None  # a redelivery with the same id is stored once
+    # Kept with the stored delivery for `parse` (which sees only the envelope): the
+    # connection's mapping in force when it arrived, say. Names start with
+    # `x-guestlist-`; a sender's own headers of that prefix are never stored.
+    context: Mapping[str, str] = field(default_factory=dict)
 
 
 class WebhookRejected(Exception):
@@ -144,6 +149,8 @@ class Page:
     # On the last page: where the next run starts (an updated-at watermark for an
     # incremental pull); None: the next run starts from the beginning.
     next_run: str | None = None
+    # Kept with the stored page for `parse`, as `Delivery.context` (`x-guestlist-…`).
+    context: Mapping[str, str] = field(default_factory=dict)
 
 
 class ConnectorError(Exception):

@@ -14,7 +14,13 @@ from typing import Any
 import structlog
 from sqlalchemy import Engine
 
-from guestlist.connectors.base import Capability, Reply, WebhookRejected, WebhookRequest
+from guestlist.connectors.base import (
+    CONTEXT_PREFIX,
+    Capability,
+    Reply,
+    WebhookRejected,
+    WebhookRequest,
+)
 from guestlist.connectors.connections import UnknownConnection, load, log_event
 from guestlist.connectors.registry import UnknownPlatform, connector_for
 from guestlist.inbox.store import accept
@@ -85,7 +91,15 @@ def receive_webhook(
                 detail=f"{exc.error}: {exc.message}",
             )
             return refusal(exc.status, exc.error, exc.message, exc.field)
-        kept = {k: v for k, v in request.headers.items() if k not in UNKEPT_HEADERS}
+        kept = {
+            k: v
+            for k, v in request.headers.items()
+            if k not in UNKEPT_HEADERS and not k.startswith(CONTEXT_PREFIX)
+        }
+        for name, value in delivery.context.items():
+            if not name.startswith(CONTEXT_PREFIX):
+                raise ValueError(f"delivery context {name!r} must start with {CONTEXT_PREFIX}")
+            kept[name] = value
         inbox_id = accept(
             conn,
             source_id=info.source_id,

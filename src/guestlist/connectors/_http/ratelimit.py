@@ -80,10 +80,12 @@ class TokenBucket(RateLimiter):
                 self._refill(now)
                 wait = max(0.0, self._paused_until - now)
                 if wait == 0.0:
-                    if self._tokens >= 1.0:
-                        self._tokens -= 1.0
+                    # Within rounding of a whole token is a token: a wait of 1e-17 s
+                    # would not move a coarse (or fake) clock, and the loop would spin.
+                    if self._tokens >= 1.0 - 1e-9:
+                        self._tokens = max(0.0, self._tokens - 1.0)
                         return
-                    wait = (1.0 - self._tokens) / self.rate
+                    wait = max((1.0 - self._tokens) / self.rate, 1e-6)
             self._sleep(wait)
 
     def observe(self, response: httpx.Response) -> None:

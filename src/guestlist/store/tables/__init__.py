@@ -34,6 +34,7 @@ from guestlist.store.tables.segments import (
     segment_rechecks,
     segments,
 )
+from guestlist.store.tables.zapier import zapier_subscriptions
 
 __all__ = [
     "age_records",
@@ -68,4 +69,5 @@ __all__ = [
     "sources",
     "suppressions",
     "traits",
+    "zapier_subscriptions",
 ]
