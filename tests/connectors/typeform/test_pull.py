@@ -45,8 +45,9 @@ FORMS = {FORM_ID: {"fields": {
 }}}
 
 
-def connect(engine: Engine, url: str, token: str = "tfp_test") -> int:
-    info, _ = add(engine, "typeform", "Bottle Shop forms", {
+def connect(engine: Engine, url: str, token: str = "tfp_test",
+            name: str = "Bottle Shop forms") -> int:
+    info, _ = add(engine, "typeform", name, {
         "access_token": token, "base_url": url, "page_size": PAGE, "forms": FORMS,
     })
     forget_limiter("typeform", info.id)
@@ -151,14 +152,11 @@ def test_429_retry_after_is_honoured(engine: Engine, fake: FakeTypeform, url: st
     assert 3.0 in waits
 
 
-def test_wrong_token_is_not_retried(engine: Engine, url: str) -> None:
-    cid = connect(engine, url, token="wrong")
-    with pytest.raises(VendorError) as failed:
-        backfill(engine, cid)
-    assert failed.value.status == 401
-
-
-def test_check_calls_me(engine: Engine, url: str) -> None:
+def test_check_and_a_wrong_token(engine: Engine, url: str) -> None:
     cid = connect(engine, url)
     ok, said = check_connection(engine, cid)
     assert ok and "bottleshop" in said
+    bad = connect(engine, url, token="wrong", name="Other forms")
+    with pytest.raises(VendorError) as failed:
+        backfill(engine, bad)
+    assert failed.value.status == 401  # not retried

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 from datetime import date
+from typing import Any
 
 import orjson
+import pytest
 
-from guestlist.connectors.typeform.connector import signature
+from guestlist.connectors.connections import SettingsInvalid, validate_settings
+from guestlist.connectors.typeform.connector import TypeformConnector, signature
+from guestlist.connectors.typeform.settings import TypeformSettings
 from guestlist.pipeline import process_all
 from tests.connectors.conftest import App
 from tests.connectors.typeform.helpers import (
@@ -190,44 +194,34 @@ def test_refused_deliveries_store_nothing_and_are_logged(app: App) -> None:
     r = deliver(app, cid, big, secret)
     assert r.status_code == 413
     assert inbox_rows(app.engine) == []
+    # An unknown connection, or a Typeform delivery posted to another platform's URL.
+    body = orjson.dumps(sample(SIGNUP))
+    for path in (f"/hooks/typeform/{cid + 100}", f"/hooks/shopify/{cid}"):
+        r = app.client.post(path, content=body,
+                            headers={"Typeform-Signature": signature(secret, body)})
+        assert r.status_code == 404, path
+    assert inbox_rows(app.engine) == []
     log = [e for e in log_of(app, cid) if e["status"] != 413]
     assert len(log) == len(REFUSALS)
     assert {e["outcome"] for e in log} == {"rejected"}
     assert sorted(e["status"] for e in log) == sorted(s for _, s, _, _ in REFUSALS)
 
 
-def test_unknown_connection_and_wrong_platform(app: App) -> None:
-    cid, secret = connect(app)
-    body = orjson.dumps(sample(SIGNUP))
-    r = app.client.post(f"/hooks/typeform/{cid + 100}", content=body,
-                        headers={"Typeform-Signature": signature(secret, body)})
-    assert r.status_code == 404
-    assert r.json()["error"]["code"] == "unknown_connection"
-    r = app.client.post(f"/hooks/shopify/{cid}", content=body,
-                        headers={"Typeform-Signature": signature(secret, body)})
-    assert r.status_code == 404
-    assert inbox_rows(app.engine) == []
+@pytest.mark.parametrize(("forms", "field"), [
+    ({"Bt1Club": {"fields": {"email": "Not A Trait"}}}, "forms.Bt1Club.fields"),
+    ({"Bt1Club": {"fields": {"x": {"consent": {"channel": "fax"}}}}}, "forms.Bt1Club.fields"),
+    ("{not json", "forms"),
+    ({"Bt1Club": {"fields": {"a": "email", "b": "email"}}}, "forms.Bt1Club.fields"),
+    ({"bad id!": {}}, "forms"),
+])
+def test_a_bad_mapping_is_refused_naming_the_field(forms: Any, field: str) -> None:
+    with pytest.raises(SettingsInvalid) as caught:
+        validate_settings(TypeformConnector(), {"forms": forms})
+    assert caught.value.field.startswith(field), caught.value.field
 
 
-def test_mapping_is_validated_naming_the_field(app: App) -> None:
-    for forms, where in [
-        ({"Bt1Club": {"fields": {"email": "Not A Trait"}}}, "forms"),
-        ({"Bt1Club": {"fields": {"x": {"consent": {"channel": "fax"}}}}}, "forms"),
-        ("{not json", "forms"),
-        ({"Bt1Club": {"fields": {"a": "email", "b": "email"}}}, "forms"),
-    ]:
-        r = app.client.post(
-            "/api/connections",
-            json={"platform": "typeform", "name": "bad", "settings": {"forms": forms}},
-            headers=app.admin,
-        )
-        assert r.status_code == 422, r.text
-        assert r.json()["error"]["field"].startswith(f"settings.{where}"), r.json()
-    # The CLI form: the same mapping as a JSON string.
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "typeform", "name": "cli",
-              "settings": {"forms": '{"Bt1Club": {"fields": {"email": "email"}}}'}},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
+def test_the_mapping_may_come_as_a_json_string() -> None:  # the CLI's --set forms='{…}'
+    parsed = validate_settings(
+        TypeformConnector(), {"forms": '{"Bt1Club": {"fields": {"email": "email"}}}'})
+    assert isinstance(parsed, TypeformSettings)
+    assert parsed.forms["Bt1Club"].fields == {"email": "email"}
