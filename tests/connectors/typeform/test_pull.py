@@ -135,7 +135,13 @@ def test_a_failed_backfill_resumes_without_gap_or_duplicate(
     assert len(waits) == 5  # retried with backoff, then given up
     assert checkpoint(engine).pages == 2
     fake.faults.clear()
+    # Meanwhile the response it continues `before` is deleted at Typeform (an
+    # erasure): the token is unknown now, so the pull goes on from its time instead.
+    gone = orjson.loads(checkpoint(engine).checkpoint)["before"]
+    fake.responses = [r for r in fake.responses if r["token"] != gone]
+    fake.seen.clear()
     [done] = backfill(engine, cid, client=quick_client(url, waits))
+    assert "before" in fake.seen[0] and "until" in fake.seen[1]
     assert done.pages == 4
     process_all(engine)
     assert live_profiles(engine) == N

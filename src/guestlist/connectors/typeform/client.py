@@ -6,7 +6,8 @@ page backwards with `before=<token of the last response seen>` (exclusive), whic
 Typeform documents as the way to traverse every response without repeats; a response
 submitted during the backfill lands above the first page and is left to the next run.
 
-The checkpoint (JSON) names the form being read, the token to continue `before`, the
+The checkpoint (JSON) names the form being read, the token to continue `before` (and
+its response's second, to continue `until` if that response is deleted meanwhile), the
 newest `submitted_at` seen per form and the `since` each form started from. On the
 last page, `next_run` carries `since` per form: the newest submission seen minus an
 hour, because Typeform may hold very recent responses back for a while (its docs say
@@ -21,13 +22,16 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
+import structlog
 
 from guestlist.capture.tracking_parse import parse_timestamp
-from guestlist.connectors._http.client import VendorClient
+from guestlist.connectors._http.client import VendorClient, VendorError
 from guestlist.connectors._http.ratelimit import TokenBucket, limiter_for
 from guestlist.connectors.base import ConnectorError, Page
 from guestlist.connectors.typeform.mapping import FORM_RECORD, SLUG
 from guestlist.connectors.typeform.settings import TypeformSettings
+
+log = structlog.get_logger(__name__)
 
 OVERLAP = timedelta(hours=1)
 
@@ -105,6 +109,7 @@ def response_pages(
     current = state.get("form")
     start = forms.index(current) if current in forms else 0
     before: str | None = state.get("before") if current in forms else None
+    until: str | None = state.get("until") if current in forms else None
     mapping_of = {f: settings.forms[f].model_dump(mode="json") for f in forms}
     for index in range(start, len(forms)):
         form_id = forms[index]
@@ -118,7 +123,19 @@ def response_pages(
                 params["since"] = since[form_id]
             if before:
                 params["before"] = before
-            body = client.get(f"/forms/{form_id}/responses", params=params).json()
+            try:
+                body = client.get(f"/forms/{form_id}/responses", params=params).json()
+            except VendorError as exc:
+                if not before or not until or exc.status not in (400, 404):
+                    raise
+                # The response we continue from was deleted since (an erasure at
+                # Typeform): go on from its submission time instead; the few responses
+                # of that same second come again and are applied once.
+                log.warning("typeform before-token gone; continuing by time",
+                            form_id=form_id, until=until)
+                params.pop("before")
+                params["until"] = until
+                body = client.get(f"/forms/{form_id}/responses", params=params).json()
             items = [i for i in body.get("items") or [] if isinstance(i, dict)]
             for item in items:
                 at = item.get("submitted_at")
@@ -132,18 +149,27 @@ def response_pages(
             total = body.get("total_items") if isinstance(body.get("total_items"), int) else None
             if more:
                 before = str(items[-1]["token"])
+                until = _second(items[-1].get("submitted_at"))
                 nxt: dict[str, Any] = {
-                    "form": form_id, "before": before, "since": since, "marks": marks
+                    "form": form_id, "before": before, "until": until, "since": since,
+                    "marks": marks,
                 }
                 yield Page(records, orjson.dumps(nxt).decode(), total=total)
                 continue
-            before = None
+            before = until = None
             if not last_form:
                 nxt = {"form": forms[index + 1], "before": None, "since": since, "marks": marks}
                 yield Page(records, orjson.dumps(nxt).decode(), total=total)
                 break
             yield Page(records, None, total=total, next_run=_next_run(since, marks))
             return
+
+
+def _second(value: Any) -> str | None:
+    """A response's `submitted_at` as Typeform's `since`/`until` take it (UTC, seconds)."""
+    if not isinstance(value, str) or not value:
+        return None
+    return parse_timestamp(value).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def _next_run(since: dict[str, str], marks: dict[str, str]) -> str:
