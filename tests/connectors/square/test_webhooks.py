@@ -90,13 +90,10 @@ def test_customer_created_then_deleted(app: App) -> None:
     assert (t["first_name"], t["last_name"], t["birthday"]) == ("Jenkins", "Smorly", "1962-03-04")
     assert t["address"]["city"] == "Oakland" and t["square_creation_source"] == "DIRECTORY"
     assert consent_of(app.engine, pid) == []  # email_unsubscribed false: nothing (C-4)
-    records = age_of(app.engine, pid)
-    vendor = [r for r in records if r.method == "vendor_profile"]
-    assert len(vendor) == 1
-    assert (vendor[0].dob, vendor[0].level, vendor[0].provider, vendor[0].reference) == (
-        date(1962, 3, 4), "dob_provided", "square", "QPTXM8PQNX3Q726ZYHPMNP46XC")
-    # The identify's own birthday trait is a statement too (docs/age.md): same date, level.
-    assert {(r.dob, r.level) for r in records} == {(date(1962, 3, 4), "dob_provided")}
+    # The birthday trait is the customer's statement (docs/age.md), recorded once.
+    (record,) = age_of(app.engine, pid)
+    assert (record.dob, record.level, record.method) == (
+        date(1962, 3, 4), "dob_provided", "birthday_trait")
 
     # Square deleting its record erases nothing here: an event on the timeline.
     deliver(app, cid, sample_bytes("customer.deleted__from_api_json_example.json"))

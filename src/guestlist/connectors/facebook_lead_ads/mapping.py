@@ -7,7 +7,8 @@ fetch job stores each lead as read from the Graph API (`facebook_lead_ads.lead`:
 - an `identify` with the standard questions (email, phone, names, address, birthday);
 - a `Lead Submitted` track with the form, ad and campaign, and every other answer
   under `answers` (custom questions are kept, never dropped);
-- an `Age Verified` (`dob_provided`) for a date of birth the person typed;
+- a date of birth the person typed as the `birthday` trait (a `dob_provided` age
+  statement, recorded by the pipeline);
 - a `Consent Updated` (granted, express) per custom-disclaimer checkbox the person
   ticked, when the shop mapped its key to a channel and the wording is known: the
   form's own checkbox text (C-2). An unticked box, a box the form pre-ticks, a box
@@ -227,24 +228,9 @@ def lead_events(body: dict[str, Any], envelope: InboxEnvelope) -> list[Canonical
     if body.get("form_error"):
         props["form_error"] = str(body["form_error"])  # the form could not be read
 
+    # A date of birth is the identify's `birthday` trait, which the pipeline records as
+    # the person's own statement (dob_provided; docs/age.md), once.
     events = [event("identify", base, traits=traits)]
-    if dob:
-        events.append(
-            event(
-                "track",
-                f"{base}:date_of_birth",
-                name="Age Verified",
-                properties={
-                    "birthday": dob,
-                    "level": "dob_provided",  # typed by the person: no more than that
-                    "method": "lead_form",
-                    "provider": SLUG,
-                    "reference": lead_id,
-                    "recorded_by": SLUG,
-                },
-                context={"traits": contact},
-            )
-        )
 
     configured = body.get("consent_checkboxes")
     mapping: dict[str, Any] = configured if isinstance(configured, dict) else {}

@@ -2,7 +2,8 @@
 
 A customer (webhook `customer.created`/`customer.updated`, or a pulled page) is one
 `identify`, plus a `Consent Updated` (email withdrawn) when Square holds the customer
-as unsubscribed, plus an `Age Verified` when the birthday has a year. Message ids come
+as unsubscribed; a birthday with a year is the `birthday` trait (a dob_provided age
+statement). Message ids come
 from the customer id and its `version` (which Square raises on every change and which
 is the same in webhooks and API answers, where `updated_at` is not always written to
 the same precision), so one version arriving by webhook and by pull is applied once.
@@ -173,25 +174,9 @@ def customer_events(customer: Any, envelope: InboxEnvelope) -> list[CanonicalEve
                 context={"traits": contact},
             )
         )
-    dob, _, is_date = _birthday(customer.get("birthday"))
-    if is_date:
-        # A date of birth the customer gave the shop; a year-less birthday is none.
-        events.append(
-            event(
-                "track",
-                f"{base}:birthday",
-                name="Age Verified",
-                properties={
-                    "birthday": dob,
-                    "level": "dob_provided",
-                    "method": "vendor_profile",
-                    "provider": SLUG,
-                    "reference": customer_id,
-                    "recorded_by": SLUG,
-                },
-                context={"traits": contact},
-            )
-        )
+    # A birthday with a year is in the identify's `birthday` trait, which the pipeline
+    # records as the customer's own statement (dob_provided; docs/age.md): an `Age
+    # Verified` beside it would record the same date twice.
     return events
 
 
