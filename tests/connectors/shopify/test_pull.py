@@ -91,8 +91,9 @@ def client(s: ShopifySettings, clock: Clock, attempts: int = 6) -> VendorClient:
 
 
 def completed(fake: FakeShopify) -> int:
-    return sum(fake.financial_status(j) in ("paid", "partially_refunded")
-               for j in range(fake.orders))
+    return sum(
+        fake.financial_status(j) in ("paid", "partially_refunded") for j in range(fake.orders)
+    )
 
 
 def granted_or_withdrawn(engine: Engine) -> int:
@@ -115,7 +116,9 @@ def test_backfill_gives_every_customer_and_paid_order(
     cid, _ = connect(engine, url)
     done = backfill(engine, cid)
     assert [(s.stream, s.pages, s.records, s.status) for s in done] == [
-        ("customers", 3, 52, "done"), ("orders", 4, 76, "done")]
+        ("customers", 3, 52, "done"),
+        ("orders", 4, 76, "done"),
+    ]
     first_customers, first_orders = fake.calls[0][1], fake.calls[3][1]
     assert first_customers == {"limit": "25", "fields": first_customers["fields"]}
     assert first_orders["status"] == "any" and first_orders["limit"] == "25"
@@ -257,3 +260,18 @@ def test_bulk_backfill_then_rest_increments(engine: Engine, fake: FakeShopify, u
     # The same customer version by REST (-05:00) and by bulk (Z) is one event.
     process_all(engine)
     assert count_events(engine, type_="identify") == 53
+
+
+def test_a_plus_stores_bucket_leaks_ten_times_faster() -> None:
+    standard = call_limit_budget(
+        httpx.Response(200, headers={"X-Shopify-Shop-Api-Call-Limit": "40/40"})
+    )
+    plus = call_limit_budget(
+        httpx.Response(200, headers={"X-Shopify-Shop-Api-Call-Limit": "320/400"})
+    )
+    assert standard is not None and plus is not None
+    assert (standard.capacity, standard.rate, standard.resets_in) == (40, 2, 0.5)
+    assert (plus.capacity, plus.rate, plus.remaining) == (400, 20, 80)
+    bucket = TokenBucket(40, 2, read_budget=call_limit_budget)
+    bucket.observe(httpx.Response(200, headers={"X-Shopify-Shop-Api-Call-Limit": "1/400"}))
+    assert (bucket.capacity, bucket.rate) == (400, 20)

@@ -28,6 +28,7 @@ class Budget:
     remaining: float
     capacity: float | None = None
     resets_in: float | None = None  # seconds until the window starts again
+    rate: float | None = None  # refill per second, where the plan sets it (Shopify Plus)
 
 
 BudgetReader = Callable[[httpx.Response], Budget | None]
@@ -96,6 +97,8 @@ class TokenBucket(RateLimiter):
             self._refill(self._clock())
             if budget.capacity is not None and budget.capacity >= 1:
                 self.capacity = budget.capacity
+            if budget.rate is not None and budget.rate > 0:
+                self.rate = budget.rate
             # The server's count wins when it says less is left than we think.
             self._tokens = min(self._tokens, max(0.0, budget.remaining))
             if budget.remaining < 1 and budget.resets_in is not None:

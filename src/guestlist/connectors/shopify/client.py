@@ -67,7 +67,7 @@ STREAM_PARAMS: dict[str, dict[str, str]] = {"customers": {}, "orders": {"status"
 
 
 def call_limit_budget(response: httpx.Response) -> Budget | None:
-    """`32/40` → 8 left of 40; when full, one request leaks out in half a second."""
+    """`32/40` → 8 left of 40, leaking 2/s; `320/400` (Shopify Plus) → 80 left, 20/s."""
     value = response.headers.get(CALL_LIMIT_HEADER)
     if not value or "/" not in value:
         return None
@@ -77,10 +77,13 @@ def call_limit_budget(response: httpx.Response) -> Budget | None:
     except ValueError:
         return None
     remaining = max(0.0, capacity - level)
+    # The bucket leaks its size every 20 s: 40 at 2/s, and Shopify Plus's 400 at 20/s.
+    leak = capacity / (BUCKET_SIZE / LEAK_PER_SECOND)
     return Budget(
         remaining=remaining,
         capacity=capacity,
-        resets_in=(1.0 - remaining) / LEAK_PER_SECOND if remaining < 1 else None,
+        resets_in=(1.0 - remaining) / leak if remaining < 1 else None,
+        rate=leak,
     )
 
 
