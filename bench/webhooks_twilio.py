@@ -149,12 +149,15 @@ def main() -> None:
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            for _ in range(300):
+            deadline = time.monotonic() + 120
+            while True:
                 try:
                     if httpx.get(f"{base}/health").status_code == 200:
                         break
                 except httpx.HTTPError:
-                    time.sleep(0.1)
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("the server did not start") from None
+                    time.sleep(0.2)
             print(f"server pid {server.pid} on {base}; database {db_url.split('@')[-1]}")
             asyncio.run(fire(base, path, bodies[: args.warmup], 8))
             cpu_before = cpu_seconds(server.pid)
