@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from guestlist.connectors.google_sheets.mapping import (
-    SHEET_RECORD,
+    SHEET_HEADER,
     SheetPayloadError,
     parse_envelope,
 )
@@ -22,11 +22,12 @@ RECEIVED = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 def page(rows: list[list[Any]], mapping: dict[str, Any] | None = None,
          headers: list[str] | None = None) -> InboxEnvelope:
-    head = {SHEET_RECORD: {"spreadsheet_id": "sheet1", "sheet": "Customers",
-                           "headers": headers or HEADERS, "mapping": mapping or MAPPING}}
-    records = [head, *({"row": i + 2, "values": r} for i, r in enumerate(rows))]
+    head = {"spreadsheet_id": "sheet1", "sheet": "Customers",
+            "headers": headers or HEADERS, "mapping": mapping or MAPPING}
+    records = [{"row": i + 2, "values": r} for i, r in enumerate(rows)]
     body = orjson.dumps({"stream": "rows", "records": records})
-    return InboxEnvelope(id=1, source_id=2, kind="google_sheets.pull.rows", headers={},
+    return InboxEnvelope(id=1, source_id=2, kind="google_sheets.pull.rows",
+                         headers={SHEET_HEADER: orjson.dumps(head).decode()},
                          body=body, received_at=RECEIVED)
 
 
@@ -112,7 +113,7 @@ def test_a_page_without_its_header_record_fails_clearly() -> None:
                         body=body, received_at=RECEIVED)
     with pytest.raises(SheetPayloadError) as caught:
         parse_envelope(env)
-    assert caught.value.field == SHEET_RECORD
+    assert caught.value.field == SHEET_HEADER
 
 
 def test_the_sample_value_range() -> None:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from guestlist.connectors.typeform.mapping import (
-    FORM_RECORD,
+    FORM_HEADER,
     MAPPING_HEADER,
     TypeformPayloadError,
     parse_envelope,
@@ -19,8 +19,11 @@ from tests.connectors.typeform.helpers import DOCS_EXAMPLE, SIGNUP, SIGNUP_FORM,
 
 
 def envelope(body: Any, kind: str = "typeform.form_response",
-             mapping: dict[str, Any] | None = None) -> InboxEnvelope:
+             mapping: dict[str, Any] | None = None,
+             form: dict[str, Any] | None = None) -> InboxEnvelope:
     headers = {MAPPING_HEADER: orjson.dumps(mapping).decode()} if mapping is not None else {}
+    if form is not None:
+        headers = {FORM_HEADER: orjson.dumps({"form": form, "mapping": mapping}).decode()}
     return InboxEnvelope(id=7, source_id=3, kind=kind, headers=headers,
                          body=body if isinstance(body, bytes) else orjson.dumps(body),
                          received_at=datetime(2026, 3, 14, 18, 5, tzinfo=UTC))
@@ -38,7 +41,7 @@ def test_signup_events() -> None:  # C-2, C-4, A-3
     [identify] = events["identify"]
     assert identify.traits == {"first_name": "Avery", "email": "avery.shaw@example.com",
                                "phone": "+14155550123", "favourite_spirit": "Mezcal",
-                               "signup_store": "queen-st"}
+                               "signup_store": "queen-st", "birthday": "1991-07-04"}
     assert identify.timestamp == datetime(2026, 3, 14, 18, 2, 11, tzinfo=UTC)
     assert identify.message_id == "typeform:response:f0c1d2e3a4b5968778695a4b3c2d1e0f:identify"
     [consent] = events["Consent Updated"]  # the SMS box was answered no: silence
@@ -46,10 +49,12 @@ def test_signup_events() -> None:  # C-2, C-4, A-3
     assert consent.properties["text"].startswith("Yes, email me tasting invitations")
     assert consent.properties["identifier"] == "avery.shaw@example.com"
     assert consent.context["traits"]["email"] == "avery.shaw@example.com"
-    levels = {e.properties["level"]: e.properties for e in events["Age Verified"]}
-    assert levels["dob_provided"]["birthday"] == "1991-07-04"
-    assert "birthday" not in levels["self_declared"]
-    assert levels["self_declared"]["text"] == "I confirm I am 21 years of age or older."
+    # The date of birth is the birthday trait alone (one dob_provided statement); the
+    # 21+ box a self_declared Age Verified without a date.
+    assert identify.traits["birthday"] == "1991-07-04"
+    [gate] = events["Age Verified"]
+    assert gate.properties["level"] == "self_declared" and "birthday" not in gate.properties
+    assert gate.properties["text"] == "I confirm I am 21 years of age or older."
 
 
 def test_a_choice_question_as_consent_needs_its_yes_label() -> None:  # C-2, C-4
@@ -105,9 +110,9 @@ def test_pulled_page_uses_its_form_record() -> None:
         {"type": "boolean", "boolean": True, "field": {"ref": "email_optin", "type": "yes_no"}},
     ]}
     mapping = {"fields": {"email_optin": {"consent": {"channel": "email"}}}}
-    body = {"stream": "responses", "records": [{FORM_RECORD: {"form": form, "mapping": mapping}},
-                                               item]}
-    events = by_name(parse_envelope(envelope(body, kind="typeform.pull.responses")))
+    body = {"stream": "responses", "records": [item]}
+    events = by_name(parse_envelope(envelope(body, kind="typeform.pull.responses",
+                                             mapping=mapping, form=form)))
     [consent] = events["Consent Updated"]
     assert consent.properties["text"] == "Email me offers"
     assert consent.properties["url"] == "https://x.typeform.com/to/Bt1Club"
@@ -137,8 +142,8 @@ def test_a_response_by_webhook_and_by_pull_has_the_same_ids() -> None:
     response = {k: v for k, v in payload["form_response"].items() if k != "definition"}
     form = {"id": "Bt1Club", "title": "Bottle Shop Tasting Club",
             "fields": payload["form_response"]["definition"]["fields"]}
-    body = {"stream": "responses",
-            "records": [{FORM_RECORD: {"form": form, "mapping": SIGNUP_FORM}}, response]}
-    pulled = parse_envelope(envelope(body, kind="typeform.pull.responses"))
+    body = {"stream": "responses", "records": [response]}
+    pulled = parse_envelope(envelope(body, kind="typeform.pull.responses",
+                                     mapping=SIGNUP_FORM, form=form))
     assert [e.message_id for e in pulled] == [e.message_id for e in hooked]
     assert [e.properties for e in pulled] == [e.properties for e in hooked]

@@ -28,7 +28,7 @@ from guestlist.connectors._http.client import VendorClient
 from guestlist.connectors._http.ratelimit import TokenBucket, limiter_for
 from guestlist.connectors.base import ConnectorError, Page
 from guestlist.connectors.google_sheets.auth import ServiceAccountAuth
-from guestlist.connectors.google_sheets.mapping import SHEET_RECORD, SLUG
+from guestlist.connectors.google_sheets.mapping import SHEET_HEADER, SLUG
 from guestlist.connectors.google_sheets.settings import A1_RANGE, GoogleSheetsSettings
 
 PARAMS = {
@@ -81,12 +81,12 @@ def row_pages(
     header = read(client, settings, f"{sheet}!{first}{header_row}:{last_col}{header_row}")
     if not header or not any(str(h).strip() for h in header[0]):
         raise ConnectorError(f"{settings.range}: the first row holds no headers")
-    head: dict[str, Any] = {SHEET_RECORD: {
+    context = {SHEET_HEADER: orjson.dumps({
         "spreadsheet_id": settings.spreadsheet_id,
         "sheet": sheet_name(sheet),
         "headers": header[0],
         "mapping": settings.mapping.model_dump(mode="json"),
-    }}
+    }).decode()}
     row = start
     while True:
         end = row + settings.rows_per_request - 1
@@ -100,12 +100,11 @@ def row_pages(
             {"row": row + i, "values": v} for i, v in enumerate(values)
         ]
         done = not values or (last_row is not None and end >= last_row)
-        page: list[dict[str, Any]] = [head, *records] if records else []
         if done:
-            yield Page(page, None)
+            yield Page(records, None, context=context)
             return
         row = end + 1
-        yield Page(page, orjson.dumps({"row": row}).decode())
+        yield Page(records, orjson.dumps({"row": row}).decode(), context=context)
 
 
 def check(client: VendorClient, settings: GoogleSheetsSettings) -> str:

@@ -30,7 +30,9 @@ from guestlist.connectors.google_sheets.settings import header_key
 from guestlist.inbox.store import InboxEnvelope
 
 SLUG = "google_sheets"
-SHEET_RECORD = "google_sheet"  # the first record of a page: headers and mapping
+# Stored with each pulled page (Page.context): the spreadsheet, sheet, header row and
+# mapping that read its rows; parse is pure and never reads settings.
+SHEET_HEADER = "x-guestlist-google-sheet"
 CUSTOMER_NS = "google_sheets:customer"
 _EPOCH = datetime(1899, 12, 30, tzinfo=UTC)  # day 0 of a spreadsheet serial date
 _YES = frozenset({"true", "yes", "y", "x", "✓", "✔", "1", "opted in", "opted-in", "opt-in",
@@ -229,7 +231,8 @@ def parse_envelope(envelope: InboxEnvelope) -> list[CanonicalEvent]:
         raise SheetPayloadError("stream", f"unknown Google Sheets stream {stream!r}")
     if not records:
         return []
-    sheet = records[0].get(SHEET_RECORD)
+    raw = envelope.headers.get(SHEET_HEADER)
+    sheet = orjson.loads(raw) if raw else None
     if not isinstance(sheet, dict):
-        raise SheetPayloadError(SHEET_RECORD, "a pulled page starts with its headers")
-    return [e for r in records[1:] for e in row_events(r, sheet, envelope)]
+        raise SheetPayloadError(SHEET_HEADER, "a pulled page is stored with its header row")
+    return [e for r in records for e in row_events(r, sheet, envelope)]

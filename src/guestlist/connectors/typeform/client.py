@@ -28,7 +28,7 @@ from guestlist.capture.tracking_parse import parse_timestamp
 from guestlist.connectors._http.client import VendorClient, VendorError
 from guestlist.connectors._http.ratelimit import TokenBucket, limiter_for
 from guestlist.connectors.base import ConnectorError, Page
-from guestlist.connectors.typeform.mapping import FORM_RECORD, SLUG
+from guestlist.connectors.typeform.mapping import FORM_HEADER, SLUG
 from guestlist.connectors.typeform.settings import TypeformSettings
 
 log = structlog.get_logger(__name__)
@@ -145,7 +145,9 @@ def response_pages(
                     marks[form_id] = at
             more = len(items) >= settings.page_size and bool(items[-1].get("token"))
             last_form = index == len(forms) - 1
-            records = [{FORM_RECORD: {"form": form, "mapping": mapping_of[form_id]}}, *items]
+            records = items
+            context = {FORM_HEADER: orjson.dumps(
+                {"form": form, "mapping": mapping_of[form_id]}).decode()}
             total = body.get("total_items") if isinstance(body.get("total_items"), int) else None
             if more:
                 before = str(items[-1]["token"])
@@ -154,14 +156,15 @@ def response_pages(
                     "form": form_id, "before": before, "until": until, "since": since,
                     "marks": marks,
                 }
-                yield Page(records, orjson.dumps(nxt).decode(), total=total)
+                yield Page(records, orjson.dumps(nxt).decode(), total=total, context=context)
                 continue
             before = until = None
             if not last_form:
                 nxt = {"form": forms[index + 1], "before": None, "since": since, "marks": marks}
-                yield Page(records, orjson.dumps(nxt).decode(), total=total)
+                yield Page(records, orjson.dumps(nxt).decode(), total=total, context=context)
                 break
-            yield Page(records, None, total=total, next_run=_next_run(since, marks))
+            yield Page(records, None, total=total, next_run=_next_run(since, marks),
+                       context=context)
             return
 
 

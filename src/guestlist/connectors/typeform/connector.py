@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Connection, select, update
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.connectors._http.client import VendorClient
@@ -18,7 +17,6 @@ from guestlist.connectors.base import (
     ConnectorError,
     Delivery,
     Page,
-    Reply,
     WebhookRejected,
     WebhookRequest,
     bad_signature,
@@ -30,7 +28,6 @@ from guestlist.connectors.typeform import client as api
 from guestlist.connectors.typeform.mapping import MAPPING_HEADER, TOPIC, parse_envelope
 from guestlist.connectors.typeform.settings import TypeformSettings
 from guestlist.inbox.store import InboxEnvelope
-from guestlist.store.tables import inbox
 
 log = structlog.get_logger(__name__)
 
@@ -57,11 +54,6 @@ class TypeformConnector(Connector):
 
     def verify_webhook(self, settings: Any, request: WebhookRequest) -> Delivery:
         assert isinstance(settings, TypeformSettings)
-        if request.header(MAPPING_HEADER) is not None:
-            # Headers are stored with the delivery and this one is ours (see reply):
-            # a sender may not set it.
-            raise WebhookRejected(400, "reserved_header", f"{MAPPING_HEADER} is set by "
-                                  "guestlist, not the sender", field=MAPPING_HEADER)
         if settings.webhook_secret is None:
             raise no_secret()
         given = request.header(SIGNATURE_HEADER)
@@ -114,34 +106,12 @@ class TypeformConnector(Connector):
                 delivery_id=event_id,
             )
         log.info("typeform response", event_id=event_id, form_id=form_id)
-        return Delivery(topic=TOPIC, delivery_id=event_id)
-
-    def reply(
-        self,
-        conn: Connection,
-        settings: Any,
-        request: WebhookRequest,
-        delivery: Delivery,
-        source_id: int,
-    ) -> Reply | None:
-        """Keep the form's mapping with the stored delivery (in its transaction), so the
-        pure `parse` maps it as configured when it arrived; a redelivery keeps the first."""
-        assert isinstance(settings, TypeformSettings)
-        form_id = orjson.loads(request.body)["form_response"]["form_id"]
+        # The form's mapping as it is now, kept with the stored delivery for `parse`
+        # (a redelivery keeps the first one's).
         mapping = settings.forms.get(form_id)
-        if mapping is None or delivery.delivery_id is None:
-            return None
-        row = conn.execute(
-            select(inbox.c.id, inbox.c.headers).where(
-                inbox.c.source_id == source_id,
-                inbox.c.idempotency_key == delivery.delivery_id,
-            )
-        ).first()
-        if row is not None and MAPPING_HEADER not in (row.headers or {}):
-            headers = {**dict(row.headers or {}),
-                       MAPPING_HEADER: orjson.dumps(mapping.model_dump(mode="json")).decode()}
-            conn.execute(update(inbox).where(inbox.c.id == row.id).values(headers=headers))
-        return None
+        context = {} if mapping is None else {
+            MAPPING_HEADER: orjson.dumps(mapping.model_dump(mode="json")).decode()}
+        return Delivery(topic=TOPIC, delivery_id=event_id, context=context)
 
     def parse(self, envelope: InboxEnvelope) -> list[CanonicalEvent]:
         return parse_envelope(envelope)

@@ -11,8 +11,9 @@ One submitted response (a `form_response` webhook, or an item of a pulled page) 
   question's exact title as `text` (C-2) and the address given in the same response
   for that channel as `identifier` (C-6); a box left unticked or answered no is
   silence, not a denial (C-4), and records nothing;
-- an `Age Verified` at `dob_provided` for a date mapped as `birthday`, and at
-  `self_declared` (without a date) for a box mapped as `age_confirmed` (A-3).
+- the `birthday` trait for a date mapped as `birthday` (the pipeline records it as
+  one `dob_provided` statement), and an `Age Verified` at `self_declared` (without a
+  date) for a box mapped as `age_confirmed` (A-3).
 
 Message ids come from the response `token`, so one response arriving by webhook (even
 redelivered under a new `event_id`) and by pull is applied once.
@@ -34,10 +35,12 @@ from guestlist.inbox.store import InboxEnvelope
 SLUG = "typeform"
 TOPIC = "form_response"
 FORM_EVENT = "Form Submitted"
-# The stored header carrying the form's mapping as it was when the delivery came in
-# (see TypeformConnector.reply): parse is pure and never reads settings.
+# Stored with each delivery (Delivery.context): the form's mapping as it was when the
+# delivery came in; parse is pure and never reads settings.
 MAPPING_HEADER = "x-guestlist-typeform-mapping"
-FORM_RECORD = "typeform_form"  # the first record of a pulled page: the form and mapping
+# Stored with each pulled page (Page.context): the form (id, title, URL, fields) and
+# its mapping.
+FORM_HEADER = "x-guestlist-typeform-form"
 _YES_WORDS = frozenset({"yes", "true", "1", "y", "on", "checked", "accept", "accepted"})
 
 
@@ -155,7 +158,6 @@ def response_events(
     traits: dict[str, Any] = {}
     unmapped: dict[str, Any] = {}
     consents: list[tuple[str, dict[str, Any], Any]] = []
-    birthday: tuple[str, Any] | None = None
     age_boxes: list[str] = []
     for ref, (value, _kind) in given.items():
         rule = rules.get(ref)
@@ -165,7 +167,9 @@ def response_events(
         elif isinstance(rule, dict):
             consents.append((ref, rule.get("consent") or {}, value))
         elif rule == "birthday":
-            birthday = (ref, value)
+            # A date of birth the person typed: the `birthday` trait alone, which the
+            # pipeline records as one `dob_provided` statement.
+            _put_trait(traits, "birthday", value)
         elif rule == "age_confirmed":
             if _is_yes(value, ())[0]:
                 age_boxes.append(ref)
@@ -265,14 +269,6 @@ def response_events(
 
     age_common = {"provider": SLUG, "reference": token, "recorded_by": SLUG,
                   "typeform_form_id": form_id}
-    if birthday is not None and birthday[1] not in (None, ""):
-        ref, value = birthday
-        events.append(
-            event("track", f"{base}:age:{ref}", name="Age Verified", context={"traits": contact},
-                  properties={"birthday": value, "level": "dob_provided",
-                              "method": "typeform_answer", "typeform_field_ref": ref,
-                              **age_common})
-        )
     for ref in age_boxes:
         title = (definitions.get(ref) or {}).get("title")
         props = {"level": "self_declared", "method": "age_gate",
@@ -316,12 +312,13 @@ def _webhook(envelope: InboxEnvelope) -> list[CanonicalEvent]:
 def _page(records: list[dict[str, Any]], envelope: InboxEnvelope) -> list[CanonicalEvent]:
     if not records:
         return []
-    head = records[0].get(FORM_RECORD)
+    raw = envelope.headers.get(FORM_HEADER)
+    head = orjson.loads(raw) if raw else None
     if not isinstance(head, dict):
-        raise TypeformPayloadError(FORM_RECORD, "a pulled page starts with its form")
+        raise TypeformPayloadError(FORM_HEADER, "a pulled page is stored with its form")
     form = head.get("form") or {}
     mapping = head.get("mapping")
-    return [e for r in records[1:] for e in response_events(r, form, mapping, envelope)]
+    return [e for r in records for e in response_events(r, form, mapping, envelope)]
 
 
 def parse_envelope(envelope: InboxEnvelope) -> list[CanonicalEvent]:
