@@ -4,7 +4,7 @@
 `fields` maps a field `ref` (or a hidden field's name) to one of:
 
 - a trait name (`email`, `phone`, `first_name`, `address.city`, `favourite_spirit`…);
-- `"birthday"`: a date of birth the person typed (an `Age Verified` at `dob_provided`);
+- `"birthday"`: a date of birth the person typed (the `birthday` trait: `dob_provided`);
 - `"age_confirmed"`: an "I am 21 or older" box (`Age Verified` at `self_declared`);
 - `{"consent": {"channel": "email", "legal_basis": "gdpr_consent"}}`: a consent box
   whose question text is recorded as the wording shown (C-2).
