@@ -65,6 +65,27 @@ def test_without_an_invocation_id_the_event_id_deduplicates(app: App) -> None:
     assert pid is not None and traits_of(app.engine, pid)["zendesk_active"] is False
 
 
+def test_a_ticket_without_an_invocation_id_is_stored_once(app: App) -> None:
+    cid = connect(app)
+    body = sample_bytes(TICKET)
+    first = deliver(app, cid, body, invocation=None)
+    assert first.json() == {"status": "accepted",
+                            "delivery_id": "ticket:35436:2026-03-02T15:06:40Z"}
+    assert deliver(app, cid, body, invocation=None).json()["status"] == "duplicate"
+
+
+def test_another_account_and_an_oversize_body_are_refused(app: App) -> None:
+    cid = connect(app, account_id=12514403)
+    assert deliver(app, cid, sample_bytes(CREATED)).status_code == 200
+    other = json.loads(sample_bytes(CREATED))
+    other["account_id"] = 999
+    r = deliver(app, cid, json.dumps(other).encode(), invocation="inv-other")
+    assert r.status_code == 403 and r.json()["error"]["field"] == "account_id"
+    big = json.dumps({**other, "padding": "x" * (6 << 20)}).encode()
+    assert deliver(app, cid, big, invocation="inv-big").status_code == 413
+    assert len(inbox_rows(app.engine)) == 1
+
+
 def test_the_builders_test_request_is_answered_and_maps_to_nothing(app: App) -> None:
     cid = connect(app)
     r = deliver(app, cid, b'{"say": "hello"}', secret=TEST_SECRET, invocation=None)

@@ -107,6 +107,11 @@ class ZendeskConnector(Connector):
             raise _bad_body("body", "the body is not a JSON object", invocation)
         kind = body.get("type")
         if isinstance(kind, str) and kind.startswith(EVENT_PREFIX):
+            account = body.get("account_id")
+            if settings.account_id is not None and account != settings.account_id:
+                raise WebhookRejected(
+                    403, "wrong_account", f"an event of Zendesk account {account!r}, not this "
+                    "connection's", field="account_id", delivery_id=invocation)
             topic = checked_topic(kind.removeprefix(EVENT_PREFIX), "type", invocation)
             if not topic.startswith("user."):
                 raise WebhookRejected(
@@ -142,7 +147,10 @@ class ZendeskConnector(Connector):
                     except ValueError:
                         raise _bad_body(stamp_field, f"unreadable {stamp_field}",
                                         invocation) from None
-            return Delivery(topic=TICKET_TOPIC, delivery_id=invocation)
+            # Without an invocation id, a retry of the same ticket version is still one.
+            version = body.get("updated_at") or body.get("created_at") or ""
+            return Delivery(topic=TICKET_TOPIC,
+                            delivery_id=invocation or f"ticket:{body['ticket_id']}:{version}")
         raise _bad_body(
             "type", "neither a user event (`type` zen:event-type:user.*) nor the ticket "
             "template (`ticket_id`)", invocation)

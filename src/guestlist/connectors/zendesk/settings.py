@@ -22,6 +22,8 @@ class ZendeskSettings(ConnectorSettings):
     # The key of a date user field holding the person's date of birth (typed by them
     # or by an agent from what they said): it becomes the `birthday` trait.
     birthdate_field: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,64}$")
+    # When set, user events of another Zendesk account (`account_id`) are refused (403).
+    account_id: int | None = Field(default=None, ge=1)
     # Where the first users export starts (epoch seconds); later runs use the cursor.
     start_time: int = Field(default=0, ge=0)
 
