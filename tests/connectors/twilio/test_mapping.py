@@ -96,3 +96,17 @@ def test_form_params_reads_like_parse_qsl() -> None:
         ("A", "1"), ("A", "2"), ("Empty", ""), ("Bare", ""), ("Plus", "a b"), ("Pct", "😀"),
     ]  # fmt: skip
     assert form_params(body) == form_params(bytes(body))  # the cached read is the same
+
+
+def test_form_params_matches_parse_qsl_on_random_forms() -> None:
+    import random
+    from urllib.parse import parse_qsl
+
+    rng = random.Random(6)
+    for _ in range(3000):
+        text = "".join(rng.choice("ab=&%+;2F9x é") for _ in range(rng.randint(0, 16)))
+        try:
+            expected = parse_qsl(text, keep_blank_values=True)
+        except ValueError:
+            continue
+        assert form_params(text.encode()) == expected, text
