@@ -6,7 +6,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from sqlalchemy import Engine
 
+from guestlist.connectors import connections
 from guestlist.connectors._http.client import VendorClient, VendorError
 from guestlist.connectors._http.ratelimit import TokenBucket, Unlimited
 from guestlist.connectors.base import ConnectorError
@@ -104,3 +106,10 @@ def test_a_wrong_token(drift: Served) -> None:
             pytest.raises(VendorError) as failed:
         api.check(wrong)
     assert failed.value.status == 401 and "nope" not in str(failed.value)
+
+
+def test_connections_test_makes_one_lookup(engine: Engine, drift: Served) -> None:
+    info, _ = connections.add(engine, "drift", "Cellar chat", settings(base_url=drift.url))
+    ok, message = connections.check_connection(engine, info.id)
+    assert ok and "contacts API answered" in message
+    assert drift.fake.requests == [("GET", "/contacts")]
