@@ -74,6 +74,7 @@ class WebhookRequest:
     # The last segment of `/hooks/{platform}/{id}/{token}`: the secret of senders
     # that cannot sign (compare it with `signatures_match`).
     path_token: str | None = None
+    connection_name: str | None = None  # set by the framework once it found the connection
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

@@ -8,7 +8,7 @@ when the request shows one, and answered with a JSON body naming what was wrong.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -70,6 +70,7 @@ def receive_webhook(
             return _unknown(platform, connection_id)
         if Capability.WEBHOOK not in connector.capabilities:
             return refusal(404, "no_webhooks", f"{platform} sends no webhooks here", "platform")
+        request = replace(request, connection_name=info.name)
         try:
             delivery = connector.verify_webhook(settings, request)
         except WebhookRejected as exc:

@@ -8,14 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.connectors.base import (
     Capability,
     Connector,
     Delivery,
-    Reply,
     WebhookRejected,
     WebhookRequest,
 )
@@ -34,7 +32,6 @@ from guestlist.connectors.zapier.mapping import (
 from guestlist.connectors.zapier.settings import ZapierSettings
 from guestlist.connectors.zapier.signature import check_caller
 from guestlist.inbox.store import InboxEnvelope
-from guestlist.store.tables import connections, inbox
 
 MAX_RECORDS = 500
 
@@ -75,35 +72,12 @@ class ZapierConnector(Connector):
                     "map one in settings.mapping.traits",
                     key,
                 )
-        return Delivery(topic=TOPIC, delivery_id=key)
-
-    def reply(
-        self,
-        conn: Connection,
-        settings: Any,
-        request: WebhookRequest,
-        delivery: Delivery,
-        source_id: int,
-    ) -> Reply | None:
-        """Keep the mapping with the stored delivery (in its transaction), so the pure
-        `parse` maps it as configured when it arrived; a redelivery keeps the first."""
-        assert isinstance(settings, ZapierSettings)
-        row = conn.execute(
-            select(inbox.c.id, inbox.c.headers).where(
-                inbox.c.source_id == source_id,
-                inbox.c.idempotency_key == delivery.delivery_id,
-            )
-        ).first()
-        if row is not None and MAPPING_HEADER not in (row.headers or {}):
-            name = conn.scalar(select(connections.c.name).where(
-                connections.c.source_id == source_id, connections.c.platform == self.slug))
-            headers = {
-                **dict(row.headers or {}),
-                MAPPING_HEADER: orjson.dumps(settings.mapping.model_dump(mode="json")).decode(),
-                **({CONNECTION_HEADER: name} if name else {}),
-            }
-            conn.execute(update(inbox).where(inbox.c.id == row.id).values(headers=headers))
-        return None
+        # The mapping in force when it arrived, for the pure `parse`; the connection's
+        # name for the consent records' proof.
+        context = {MAPPING_HEADER: orjson.dumps(settings.mapping.model_dump(mode="json")).decode()}
+        if request.connection_name:
+            context[CONNECTION_HEADER] = request.connection_name
+        return Delivery(topic=TOPIC, delivery_id=key, context=context)
 
     def parse(self, envelope: InboxEnvelope) -> list[CanonicalEvent]:
         return parse_envelope(envelope)
