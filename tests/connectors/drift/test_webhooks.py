@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from guestlist.jobs.worker import Worker
 from guestlist.pipeline import process_all
 from tests.connectors.conftest import App
 from tests.connectors.drift.helpers import (
@@ -25,6 +26,8 @@ from tests.connectors.square.helpers import (
     profile_of,
     traits_of,
 )
+from tests.fakes import serve
+from tests.fakes.drift import DriftFake
 
 IDENTIFIED = "contact_identified.CONSTRUCTED.json"
 MESSAGE = "new_message.CONSTRUCTED.json"
@@ -109,3 +112,25 @@ def test_a_connection_without_the_verification_token_refuses(app: App) -> None:
     assert refused.status_code == 409 and refused.json()["error"]["field"] == "webhook_secret"
     shown = app.client.get(f"/api/connections/{r.json()['id']}", headers=app.admin).text
     assert '"x"' not in shown
+
+
+def test_a_message_from_an_unidentified_contact_is_looked_up(app: App) -> None:
+    fake = DriftFake()
+    contact = fake.add({"email": "sam.okafor@example.com", "name": "Sam Okafor"})
+    with serve(fake.app) as url:
+        cid = connect(app, lookup_contacts=True, base_url=url)
+        for n in (1, 2):  # two messages: one lookup queued for the contact
+            body = sample(MESSAGE)
+            body["data"].update(id=900 + n, createdAt=body["data"]["createdAt"] + n)
+            body["data"]["author"]["id"] = contact["id"]
+            assert deliver(app, cid, json.dumps(body).encode()).status_code == 200
+        agent = sample(MESSAGE)
+        agent["data"].update(id=999, author={"id": 7, "type": "user", "bot": False})
+        assert deliver(app, cid, json.dumps(agent).encode()).status_code == 200  # no lookup
+        Worker(app.engine, process_inbox=lambda e, n: 0).run_once()
+    assert fake.requests == [("GET", f"/contacts/{contact['id']}")]
+    process_all(app.engine)
+    pid = profile_of(app.engine, "email", "sam.okafor@example.com")
+    assert pid is not None and live_profiles(app.engine) == 1
+    assert len(events_of(app.engine, pid, "Inbound Message")) == 2
+    assert traits_of(app.engine, pid)["name"] == "Sam Okafor"

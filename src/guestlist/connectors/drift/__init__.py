@@ -2,6 +2,7 @@
 email or id, create, update). Drift has no list-all contacts endpoint, so there is no
 pulled stream. See README.md and docs/connectors/drift.md."""
 
+from guestlist.connectors.drift import jobs
 from guestlist.connectors.drift.connector import DriftConnector
 
-__all__ = ["DriftConnector"]
+__all__ = ["DriftConnector", "jobs"]

@@ -7,6 +7,8 @@ import hashlib
 from typing import Any
 
 import orjson
+import structlog
+from sqlalchemy import Connection
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.connectors._http.client import VendorClient
@@ -14,12 +16,14 @@ from guestlist.connectors.base import (
     Capability,
     Connector,
     Delivery,
+    Reply,
     WebhookRejected,
     WebhookRequest,
     checked_topic,
     no_secret,
 )
 from guestlist.connectors.drift import client as api
+from guestlist.connectors.drift.jobs import enqueue_lookup
 from guestlist.connectors.drift.mapping import (
     CONTACT_TOPICS,
     MESSAGE_TOPIC,
@@ -33,6 +37,8 @@ from guestlist.connectors.drift.settings import DriftSettings
 from guestlist.connectors.drift.token import TOKEN_HEADER, token_ok
 from guestlist.connectors.registry import register
 from guestlist.inbox.store import InboxEnvelope
+
+log = structlog.get_logger(__name__)
 
 
 def _bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
@@ -119,6 +125,33 @@ class DriftConnector(Connector):
             if isinstance(created, bool) or not isinstance(created, int | float):
                 raise _bad_body("data.createdAt", "createdAt (epoch ms) is required")
         return Delivery(topic=topic, delivery_id=_delivery_id(topic, data, request.body))
+
+    def reply(
+        self,
+        conn: Connection,
+        settings: Any,
+        request: WebhookRequest,
+        delivery: Delivery,
+        source_id: int,
+    ) -> Reply | None:
+        # In the delivery's transaction: a stored visitor message without the contact's
+        # email gets a lookup job for its author (`lookup_contacts`).
+        assert isinstance(settings, DriftSettings)
+        if not settings.lookup_contacts or delivery.topic != MESSAGE_TOPIC:
+            return None
+        data = orjson.loads(request.body).get("data")
+        message = message_of(data)
+        author = message.get("author")
+        if not isinstance(author, dict) or author.get("type") != "contact" or author.get(
+                "bot") is True:
+            return None
+        contact = data.get("contact") if isinstance(data, dict) else None
+        attrs = contact.get("attributes") if isinstance(contact, dict) else None
+        if isinstance(attrs, dict) and attrs.get("email"):
+            return None  # the payload already links the message to the email
+        added = enqueue_lookup(conn, source_id, str(author["id"]))
+        log.info("drift contact to look up", delivery_id=delivery.delivery_id, added=added)
+        return None
 
     def parse(self, envelope: InboxEnvelope) -> list[CanonicalEvent]:
         return parse_envelope(envelope)

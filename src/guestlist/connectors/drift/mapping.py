@@ -8,6 +8,8 @@
   plus the email when the payload carries the contact's attributes). No implied
   consent is recorded from it (C-7). Drift's email capture carries no disclaimer text,
   so it records no consent either (C-2: no proof of what was shown).
+- A contact read by the lookup job (`drift.contact`, the `lookup_contacts` setting):
+  an `identify` as above.
 - Every other event type we accept (`new_conversation`, `button_action`,
   `playbook_goal_met`, `conversation_status_updated`, …) is kept in the inbox and maps
   to nothing.
@@ -32,6 +34,8 @@ CONTACT_NS = "drift:contact"
 EXTERNAL_NS = "drift:external_id"
 MESSAGE = "Inbound Message"
 CONTACT_TOPICS = frozenset({"contact_identified", "contact_updated"})
+# A contact read by the lookup job (jobs.py): not a webhook topic.
+FETCHED_TOPIC = "contact"
 MESSAGE_TOPIC = "new_message"
 # Kept, mapped to nothing (documented at devdocs.drift.com/docs/webhook-events-1).
 OTHER_TOPICS = frozenset({
@@ -203,7 +207,7 @@ def parse_envelope(envelope: InboxEnvelope) -> list[CanonicalEvent]:
     if not isinstance(body, dict):
         raise DriftPayloadError("body", "expected an object")
     data = body.get("data")
-    if topic in CONTACT_TOPICS:
+    if topic in CONTACT_TOPICS or topic == FETCHED_TOPIC:
         return contact_events(topic, data, envelope)
     if topic == MESSAGE_TOPIC:
         return message_events(data, envelope)

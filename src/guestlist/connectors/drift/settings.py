@@ -16,6 +16,10 @@ class DriftSettings(ConnectorSettings):
     # Drift puts it in every event's body (`token`) and `X-Verification-Token` header.
     # When set, events for another Drift organization are refused (403).
     org_id: int | None = Field(default=None, ge=1)
+    # Look up (GET /contacts/{id}) the author of each visitor message whose payload
+    # carries no email, so the chat lands on the profile with the contact's email.
+    # One API call per such message (one per contact while a lookup is queued).
+    lookup_contacts: bool = False
 
     @property
     def api_url(self) -> str:
