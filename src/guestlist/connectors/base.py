@@ -99,6 +99,9 @@ class Delivery:
     # connection's mapping in force when it arrived, say. Names start with
     # `x-guestlist-`; a sender's own headers of that prefix are never stored.
     context: Mapping[str, str] = field(default_factory=dict)
+    # What to store instead of the body as received: an unsigned body that carries the
+    # sender's secret (Drift's verification token) is stored with the secret blanked.
+    stored_body: bytes | None = None
 
 
 class WebhookRejected(Exception):

@@ -28,7 +28,9 @@ from guestlist.inbox.store import accept
 log = structlog.get_logger(__name__)
 
 # Headers never kept with an envelope: credentials that some senders put there.
-UNKEPT_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-api-key"})
+UNKEPT_HEADERS = frozenset(
+    {"authorization", "cookie", "proxy-authorization", "x-api-key", "x-verification-token"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ def receive_webhook(
             source_id=info.source_id,
             kind=f"{platform}.{delivery.topic}",
             headers=kept,
-            body=request.body,
+            body=request.body if delivery.stored_body is None else delivery.stored_body,
             idempotency_key=delivery.delivery_id,
             received_at=request.received_at,
         )
