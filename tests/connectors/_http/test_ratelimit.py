@@ -56,6 +56,15 @@ def test_the_vendors_count_wins_when_it_is_lower() -> None:
     assert abs(sum(clock.slept) - 0.5) < 1e-6
 
 
+def test_the_vendors_count_wins_when_it_is_higher_too() -> None:
+    clock = Clock()
+    bucket = TokenBucket(40, 2, read_budget=shopify_style, clock=clock, sleep=clock.sleep)
+    for _ in range(200):  # a server that does not limit keeps saying 1 of 40 is used
+        bucket.acquire()
+        bucket.observe(httpx.Response(200, headers={"X-Shopify-Shop-Api-Call-Limit": "1/40"}))
+    assert clock.slept == []
+
+
 def test_an_exhausted_window_pauses_until_it_resets() -> None:
     clock = Clock()
 

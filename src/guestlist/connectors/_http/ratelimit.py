@@ -4,8 +4,9 @@ vendor's own budget headers.
 Vendors publish their limits as a bucket (Shopify: 40 calls, leaking 2 per second) or
 a budget per window (HubSpot: 100 per 10 s). Both are a token bucket here: `capacity`
 tokens, refilled at `rate` per second, one taken per request. After each response,
-`observe` reads what the vendor says is left (a `read_budget` function per vendor), so
-a bucket shared with other apps or processes never runs ahead of the server.
+`observe` reads what the vendor says is left (a `read_budget` function per vendor) and
+takes it as the truth: a bucket shared with other apps or processes never runs ahead of
+the server, and one the server drains faster than the published rate is not held back.
 """
 
 from __future__ import annotations
@@ -99,8 +100,10 @@ class TokenBucket(RateLimiter):
                 self.capacity = budget.capacity
             if budget.rate is not None and budget.rate > 0:
                 self.rate = budget.rate
-            # The server's count wins when it says less is left than we think.
-            self._tokens = min(self._tokens, max(0.0, budget.remaining))
+            # The server's count is the truth, both ways: less left when another app
+            # shares the budget, more when the server leaks faster than we assumed
+            # (or does not limit at all).
+            self._tokens = min(self.capacity, max(0.0, budget.remaining))
             if budget.remaining < 1 and budget.resets_in is not None:
                 self._paused_until = max(self._paused_until, self._clock() + budget.resets_in)
 
