@@ -97,27 +97,33 @@ async def fire(
 ) -> tuple[float, list[float]]:
     queue = list(reversed(bodies))
     latencies: list[float] = []
+    resent: list[int] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
 
         async def worker() -> None:
             while queue:
                 body, signature = queue.pop()
+                headers = {
+                    SIGNATURE_HEADER: signature,
+                    "content-type": "application/x-www-form-urlencoded",
+                }
                 start = time.perf_counter()
-                r = await client.post(
-                    path,
-                    content=body,
-                    headers={
-                        SIGNATURE_HEADER: signature,
-                        "content-type": "application/x-www-form-urlencoded",
-                    },
-                )
+                try:
+                    r = await client.post(path, content=body, headers=headers)
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    # A keep-alive connection the server closed as we reused it: Twilio
+                    # retries such a delivery too (same MessageSid, stored once).
+                    resent.append(1)
+                    r = await client.post(path, content=body, headers=headers)
                 latencies.append(time.perf_counter() - start)
                 if r.status_code != 200:
                     raise RuntimeError(f"{r.status_code} {r.text}")
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+        if resent:
+            print(f"  ({len(resent)} requests sent again after a closed connection)")
         return time.perf_counter() - start, latencies
 
 
@@ -143,10 +149,11 @@ def main() -> None:
         env["PYTHONPATH"] = str(ROOT / "src")
         bodies = deliveries(base + path, args.warmup + args.deliveries, args.senders,
                             args.keywords)  # fmt: skip
+        server_log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115
         server = subprocess.Popen(
             [sys.executable, "-m", "guestlist.cli", "serve", "--no-worker", "--no-migrate",
              "--port", str(port)],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=env, stdout=subprocess.DEVNULL, stderr=server_log,
         )  # fmt: skip
         try:
             deadline = time.monotonic() + 120
@@ -165,9 +172,14 @@ def main() -> None:
                 fire(base, path, bodies[args.warmup :], args.concurrency)
             )
             server_cpu = cpu_seconds(server.pid) - cpu_before
+        except Exception:
+            server_log.flush()
+            print((Path(tmp) / "server.log").read_text()[-3000:], file=sys.stderr)
+            raise
         finally:
             server.terminate()
             server.wait()
+            server_log.close()
         with engine.connect() as conn:
             stored = conn.scalar(select(func.count()).select_from(inbox))
             records = conn.scalar(select(func.count()).select_from(consent_records))
