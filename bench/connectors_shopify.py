@@ -4,8 +4,9 @@
                                        [--database-url URL] [--limit-on] [--bulk] [--apart]
 
 Serves tests/fakes/shopify.py (in its own process, so it does not share our GIL) with
-N customers and M orders, runs the real `backfill()` in a thread into a fresh database
-while the main thread drains the inbox with `process_pending`, and prints the wall
+N customers and M orders, runs the real `backfill()` in a process of its own into a
+fresh database while this process drains the inbox with `process_pending` (what
+`guestlist connections backfill` does; `--fetch-thread` fetches in a thread), and prints the wall
 time, records/s, where the time went, and the counts (which must be N profiles and M
 `Order Completed` events: the fake's orders are all paid).
 
@@ -41,6 +42,7 @@ from sqlalchemy import Engine, func, select  # noqa: E402
 from tests.fakes.shopify import SHOP, TOKEN, FakeShopify  # noqa: E402
 
 from guestlist.connectors.backfill import StreamProgress, backfill  # noqa: E402
+from guestlist.connectors.backfill_run import backfill_and_process  # noqa: E402
 from guestlist.connectors.connections import add  # noqa: E402
 from guestlist.pipeline import process_pending  # noqa: E402
 from guestlist.runtime import tune_gc  # noqa: E402
@@ -93,7 +95,12 @@ def counts(engine: Engine) -> dict[str, int]:
 
 
 def run(
-    engine: Engine, url: str, records: int, bulk: bool, apart: bool = False
+    engine: Engine,
+    url: str,
+    records: int,
+    bulk: bool,
+    apart: bool = False,
+    fetch_process: bool = True,
 ) -> dict[str, float]:
     info, _ = add(engine, "shopify", "Bench shop", {
         "shop_domain": SHOP, "access_token": TOKEN, "webhook_secret": "bench",
@@ -115,28 +122,33 @@ def run(
             failure.append(exc)
 
     start = time.perf_counter()
-    thread = threading.Thread(target=pull, name="backfill")
-    thread.start()
-    if apart:  # the pull alone, then the pipeline alone
-        thread.join()
-        times["apart_backfill_s"] = time.perf_counter() - start
     processing = 0.0
     last_report = start
-    while True:
-        alive = thread.is_alive()
+
+    def timed_process(e: Engine, batch: int) -> int:
+        nonlocal processing, last_report
         t0 = time.perf_counter()
-        taken = process_pending(engine, 200)
+        taken = process_pending(e, batch)
         processing += time.perf_counter() - t0
         if time.perf_counter() - last_report > 15:
             last_report = time.perf_counter()
             print(f"  … {last_report - start:6.1f} s", flush=True)
-        if not taken:
-            if not alive:
-                break
-            time.sleep(0.05)
-    thread.join()
-    if failure:
-        raise failure[0]
+        return taken
+
+    if apart:  # the pull alone (in a thread), then the pipeline alone
+        thread = threading.Thread(target=pull, name="backfill")
+        thread.start()
+        thread.join()
+        if failure:
+            raise failure[0]
+        times["apart_backfill_s"] = time.perf_counter() - start
+        while timed_process(engine, 200):
+            pass
+    else:  # what `guestlist connections backfill` does
+        backfill_and_process(
+            engine, info.id, process=timed_process, on_progress=progress,
+            fetch_process=fetch_process,
+        )
     times["backfill_done_s"] = max(
         times.get("customers_fetched_s", 0.0), times.get("orders_fetched_s", 0.0))
     times["wall_s"] = time.perf_counter() - start
@@ -154,6 +166,9 @@ def main() -> None:
                         help="backfill through GraphQL bulk operations instead of REST pages")
     parser.add_argument("--apart", action="store_true",
                         help="backfill first, then process (no overlap): each side's cost")
+    parser.add_argument("--fetch-thread", action="store_true",
+                        help="fetch in a thread of the processing process, not a process "
+                        "of its own")
     parser.add_argument("--limit-on", action="store_true",
                         help="keep the fake's leaky bucket on and check the client obeys it")
     args = parser.parse_args()
@@ -179,11 +194,13 @@ def main() -> None:
         # a full bucket of its own and must learn otherwise from the first answer.
         fake = FakeShopify(customers, orders, rate_limit=True, level=39.0)
         with serve(fake.app()) as base:
-            times = run(engine, base, customers + orders, args.bulk, args.apart)
+            times = run(engine, base, customers + orders, args.bulk, args.apart,
+                        fetch_process=not args.fetch_thread)
     else:
         process, base = start_fake_process(customers, orders)
         try:
-            times = run(engine, base, customers + orders, args.bulk, args.apart)
+            times = run(engine, base, customers + orders, args.bulk, args.apart,
+                        fetch_process=not args.fetch_thread)
         finally:
             process.terminate()
             process.wait(timeout=10)

@@ -409,7 +409,8 @@ def test_cli_add_test_backfill_show_log_remove(
 
     tested = runner.invoke(cli, ["connections", "test", "toy"])
     assert tested.exit_code == 0 and "25 people" in tested.output
-    filled = runner.invoke(cli, ["connections", "backfill", "toy"])
+    # In a thread: a spawned process would not see this test's connector.
+    filled = runner.invoke(cli, ["connections", "backfill", "toy", "--fetch-thread"])
     assert filled.exit_code == 0, filled.output
     assert _profiles(engine) == 25  # the CLI builds profiles as it fetches
     shown = runner.invoke(cli, ["connections", "show", "toy", "--json"])

@@ -11,10 +11,9 @@ that arrives both by webhook and by pull is applied once.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import structlog
@@ -53,6 +52,12 @@ class StreamProgress:
 
 
 Progress = Callable[[StreamProgress], None]
+
+
+class Stop(Protocol):
+    """A threading or multiprocessing Event: `is_set` ends the run between two pages."""
+
+    def is_set(self) -> bool: ...
 
 
 def _insert(conn: Connection) -> Any:
@@ -190,7 +195,7 @@ def backfill(
     restart: bool = False,
     progress: Progress | None = None,
     client: VendorClient | None = None,
-    stop: threading.Event | None = None,
+    stop: Stop | None = None,
 ) -> list[StreamProgress]:
     """Pull the connection's streams into the inbox; returns where each one ended.
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from typing import Annotated, Any
 
 import typer
@@ -143,21 +141,37 @@ def backfill_connection(
     process: Annotated[
         bool, typer.Option("--process/--no-process", help="Build profiles as pages arrive")
     ] = True,
+    fetch_process: Annotated[
+        bool,
+        typer.Option(
+            "--fetch-process/--fetch-thread",
+            help="Fetch in a process of its own (one core each for fetching and building "
+            "profiles), or in a thread of this one",
+        ),
+    ] = True,
 ) -> None:
     """Pull the connection's history. Stopped (Ctrl-C, crash) it resumes where it was."""
     from guestlist.connectors import load_all
-    from guestlist.connectors._http.client import VendorError
-    from guestlist.connectors.backfill import StreamProgress, backfill
-    from guestlist.connectors.base import ConnectorError
-    from guestlist.connectors.connections import UnknownConnection
+    from guestlist.connectors.backfill import StreamProgress
+    from guestlist.connectors.backfill_run import BackfillFailed, backfill_and_process
+    from guestlist.connectors.base import Capability
+    from guestlist.connectors.connections import UnknownConnection, load
     from guestlist.pipeline import process_pending
     from guestlist.settings import get_settings
     from guestlist.store.engine import get_engine
 
     load_all()
     engine = get_engine()
-    failures: list[BaseException] = []
-    stop = threading.Event()
+    with engine.connect() as conn:  # refuse here what the child process would refuse
+        try:
+            connector, _settings, info = load(conn, ref)
+        except UnknownConnection as exc:
+            raise _fail(str(exc)) from None
+    if Capability.PULL not in connector.capabilities:
+        raise _fail(f"{info.platform} connections cannot be pulled")
+    for name in stream or []:
+        if name not in connector.streams:
+            raise _fail(f"unknown stream {name!r} (streams: {', '.join(connector.streams)})")
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -166,44 +180,35 @@ def backfill_connection(
         console=err,
     ) as bar:
         tasks: dict[str, Any] = {}
+        pages = bar.add_task("pages into profiles", total=None) if process else None
 
         def on_progress(state: StreamProgress) -> None:
             if state.stream not in tasks:
                 tasks[state.stream] = bar.add_task(f"{state.stream} fetched", total=state.total)
             bar.update(tasks[state.stream], completed=state.records, total=state.total)
 
-        def fetch() -> None:
-            try:
-                backfill(engine, ref, streams=stream, restart=restart, progress=on_progress,
-                         stop=stop)
-            except BaseException as exc:  # reported below, in the main thread
-                failures.append(exc)
+        def on_processed(done: int) -> None:
+            if pages is not None:
+                bar.update(pages, completed=done)
 
-        fetcher = threading.Thread(target=fetch, name="backfill", daemon=True)
-        fetcher.start()
-        pages = bar.add_task("pages into profiles", total=None) if process else None
-        done = 0
         try:
-            while True:
-                taken = process_pending(engine, get_settings().worker_batch_size) if process else 0
-                done += taken
-                if pages is not None:
-                    bar.update(pages, completed=done)
-                if taken == 0:
-                    if not fetcher.is_alive():
-                        break
-                    time.sleep(0.2)
+            done = backfill_and_process(
+                engine,
+                info.id,
+                process=process_pending if process else None,
+                streams=stream,
+                restart=restart,
+                batch_size=get_settings().worker_batch_size,
+                on_progress=on_progress,
+                on_processed=on_processed,
+                fetch_process=fetch_process,
+            )
         except KeyboardInterrupt:
-            stop.set()
-            fetcher.join()
             raise _fail("stopped; what was fetched is kept: run the same command to resume",
                         130) from None
-        fetcher.join()
-    if failures:
-        exc = failures[0]
-        if isinstance(exc, UnknownConnection | ConnectorError | VendorError):
-            raise _fail(f"{exc}\nwhat was fetched is kept: run the same command to resume", 1)
-        raise exc
+        except BackfillFailed as exc:
+            raise _fail(f"{exc}\nwhat was fetched is kept: run the same command to resume",
+                        1) from None
     err.print(f"[green]done[/]: {done} pages processed")
 
 

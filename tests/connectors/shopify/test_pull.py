@@ -275,3 +275,34 @@ def test_a_plus_stores_bucket_leaks_ten_times_faster() -> None:
     bucket = TokenBucket(40, 2, read_budget=call_limit_budget)
     bucket.observe(httpx.Response(200, headers={"X-Shopify-Shop-Api-Call-Limit": "1/400"}))
     assert (bucket.capacity, bucket.rate) == (400, 20)
+
+
+def test_the_cli_fetches_in_its_own_process_and_builds_profiles(
+    engine: Engine, fake: FakeShopify, url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from guestlist.cli import app as cli
+
+    connect(engine, url)
+    result = CliRunner().invoke(cli, ["connections", "backfill", "Bottle Shop"])
+    assert result.exit_code == 0, result.output
+    assert live_profiles(engine) == 52
+    assert count_events(engine, "Order Completed") == completed(fake)
+    # A second run is incremental: nothing new, nothing twice.
+    again = CliRunner().invoke(cli, ["connections", "backfill", "Bottle Shop"])
+    assert again.exit_code == 0, again.output
+    assert count_events(engine, "Order Completed") == completed(fake)
+
+
+def test_the_cli_says_a_failed_fetch_can_be_resumed(
+    engine: Engine, fake: FakeShopify, url: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from guestlist.cli import app as cli
+
+    connect(engine, url, access_token="shpat_wrong")
+    result = CliRunner().invoke(cli, ["connections", "backfill", "Bottle Shop"])
+    assert result.exit_code == 1
+    assert "401" in result.output and "run the same command to resume" in result.output
