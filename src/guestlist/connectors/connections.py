@@ -259,13 +259,28 @@ def list_all(conn: Connection) -> list[ConnectionInfo]:
     return [_info(r) for r in conn.execute(select(connections).order_by(connections.c.id))]
 
 
-def load(conn: Connection, ref: int | str) -> tuple[Connector, Any, ConnectionInfo]:
+Loaded = tuple[Connector, Any, ConnectionInfo]
+# Decrypted, validated connections by id, as of their `updated_at`: every webhook
+# delivery loads its connection, and decrypting and validating settings each time
+# cost more than storing the delivery.
+_loaded: dict[int, tuple[datetime, bytes, Loaded]] = {}
+
+
+def load(conn: Connection, ref: int | str) -> Loaded:
     """The connector, the full settings (secrets decrypted) and the connection."""
     row = _row(conn, ref)
+    cached = _loaded.get(int(row.id))
+    sealed = bytes(row.secrets)
+    if cached is not None and cached[0] == row.updated_at and cached[1] == sealed:
+        return cached[2]
     connector = connector_for(row.platform)
-    plain = orjson.loads(decrypt(bytes(row.secrets)))
+    plain = orjson.loads(decrypt(sealed))
     settings = connector.settings_model.model_validate({**dict(row.settings), **plain})
-    return connector, settings, _info(row)
+    loaded = (connector, settings, _info(row))
+    if len(_loaded) > 1000:
+        _loaded.clear()
+    _loaded[int(row.id)] = (row.updated_at, sealed, loaded)
+    return loaded
 
 
 def remove(engine: Engine, ref: int | str, *, actor: str = SYSTEM) -> ConnectionInfo:
@@ -279,6 +294,7 @@ def remove(engine: Engine, ref: int | str, *, actor: str = SYSTEM) -> Connection
         )
         conn.execute(delete(connections).where(connections.c.id == info.id))
         forget_limiter(info.platform, info.id)
+        _loaded.pop(info.id, None)
         audit(
             conn,
             "connection.removed",
@@ -286,6 +302,9 @@ def remove(engine: Engine, ref: int | str, *, actor: str = SYSTEM) -> Connection
             detail={"connection_id": info.id, "platform": info.platform, "name": info.name},
         )
     return info
+
+
+_LOG = connection_log.insert()
 
 
 def log_event(
@@ -300,16 +319,17 @@ def log_event(
     inbox_id: int | None = None,
 ) -> None:
     conn.execute(
-        connection_log.insert().values(
-            connection_id=connection_id,
-            at=utcnow(),
-            kind=kind,
-            outcome=outcome,
-            status=status,
-            delivery_id=delivery_id[:200] if delivery_id else None,
-            detail=detail[:2000] if detail else None,
-            inbox_id=inbox_id,
-        )
+        _LOG,
+        {
+            "connection_id": connection_id,
+            "at": utcnow(),
+            "kind": kind,
+            "outcome": outcome,
+            "status": status,
+            "delivery_id": delivery_id[:200] if delivery_id else None,
+            "detail": detail[:2000] if detail else None,
+            "inbox_id": inbox_id,
+        },
     )
 
 

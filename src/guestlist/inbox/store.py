@@ -32,6 +32,14 @@ class InboxEnvelope:
     default_region: str = "US"
 
 
+# Built once: a webhook's request is mostly this insert, and building the statement
+# (and its cache key) each time cost as much as running it.
+_ACCEPT = {
+    dialect_is_pg: dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.id)
+    for dialect_is_pg, dialect in ((False, sqlite), (True, postgresql))
+}
+
+
 def accept(
     conn: Connection,
     *,
@@ -55,9 +63,7 @@ def accept(
         "body": body,
         "status": "pending",
     }
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(inbox).values(values).on_conflict_do_nothing().returning(inbox.c.id)
-    inbox_id = conn.execute(stmt).scalar()
+    inbox_id = conn.execute(_ACCEPT[conn.dialect.name == "postgresql"], values).scalar()
     return None if inbox_id is None else int(inbox_id)
 
 
