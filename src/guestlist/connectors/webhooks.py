@@ -24,6 +24,7 @@ from guestlist.connectors.base import (
 from guestlist.connectors.connections import UnknownConnection, load, log_event
 from guestlist.connectors.registry import UnknownPlatform, connector_for
 from guestlist.inbox.store import accept
+from guestlist.store.engine import read_connection
 
 log = structlog.get_logger(__name__)
 
@@ -63,27 +64,30 @@ def receive_webhook(
         return refusal(404, "unknown_platform", str(exc), "platform")
     if not connection_id.isdigit():
         return _unknown(platform, connection_id)
-    with engine.begin() as conn:
+    # Finding the connection and checking the signature need no write lock: only
+    # storing does, so the write transaction (one at a time on SQLite) stays short.
+    with read_connection(engine) as conn:
         try:
             connector, settings, info = load(conn, int(connection_id))
         except UnknownConnection:
             return _unknown(platform, connection_id)
-        if info.platform != platform:
-            return _unknown(platform, connection_id)
-        if Capability.WEBHOOK not in connector.capabilities:
-            return refusal(404, "no_webhooks", f"{platform} sends no webhooks here", "platform")
-        request = replace(request, connection_name=info.name)
-        try:
-            delivery = connector.verify_webhook(settings, request)
-        except WebhookRejected as exc:
-            log.warning(
-                "webhook refused",
-                platform=platform,
-                connection_id=info.id,
-                delivery_id=exc.delivery_id,
-                error=exc.error,
-                detail=exc.message,
-            )
+    if info.platform != platform:
+        return _unknown(platform, connection_id)
+    if Capability.WEBHOOK not in connector.capabilities:
+        return refusal(404, "no_webhooks", f"{platform} sends no webhooks here", "platform")
+    request = replace(request, connection_name=info.name)
+    try:
+        delivery = connector.verify_webhook(settings, request)
+    except WebhookRejected as exc:
+        log.warning(
+            "webhook refused",
+            platform=platform,
+            connection_id=info.id,
+            delivery_id=exc.delivery_id,
+            error=exc.error,
+            detail=exc.message,
+        )
+        with engine.begin() as conn:
             log_event(
                 conn,
                 info.id,
@@ -93,16 +97,17 @@ def receive_webhook(
                 delivery_id=exc.delivery_id,
                 detail=f"{exc.error}: {exc.message}",
             )
-            return refusal(exc.status, exc.error, exc.message, exc.field)
-        kept = {
-            k: v
-            for k, v in request.headers.items()
-            if k not in UNKEPT_HEADERS and not k.startswith(CONTEXT_PREFIX)
-        }
-        for name, value in delivery.context.items():
-            if not name.startswith(CONTEXT_PREFIX):
-                raise ValueError(f"delivery context {name!r} must start with {CONTEXT_PREFIX}")
-            kept[name] = value
+        return refusal(exc.status, exc.error, exc.message, exc.field)
+    kept = {
+        k: v
+        for k, v in request.headers.items()
+        if k not in UNKEPT_HEADERS and not k.startswith(CONTEXT_PREFIX)
+    }
+    for name, value in delivery.context.items():
+        if not name.startswith(CONTEXT_PREFIX):
+            raise ValueError(f"delivery context {name!r} must start with {CONTEXT_PREFIX}")
+        kept[name] = value
+    with engine.begin() as conn:
         inbox_id = accept(
             conn,
             source_id=info.source_id,
