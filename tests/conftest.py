@@ -31,6 +31,22 @@ PG_ADMIN_URL = os.environ.get(
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 BACKENDS = ["sqlite", "postgresql"]
 
+# Under pytest-xdist, `make test` hands out whole files (`--dist loadfile`) in collection
+# order (`--no-loadscope-reorder`). These files take longest, by far the first of them
+# (~half the suite); handed out first, no worker is left running one alone at the end.
+LONGEST_FIRST = (
+    "tests/segments/test_compile_differential.py",
+    "tests/test_crash_recovery.py",
+    "tests/test_guard.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # a run without xdist keeps its usual order
+        return
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))
+
 
 def _pg_available() -> str | None:
     try:
@@ -124,31 +140,78 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _listens_on(pid: int, port: int) -> bool | None:
+    """Whether process `pid` holds the socket listening on 127.0.0.1:`port` (Linux's
+    /proc); None where that cannot be told."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+        table = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    except OSError:
+        return None
+    inodes = set()
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:[") : -1])
+    for line in table:
+        fields = line.split()
+        local, state, inode = fields[1], fields[3], fields[9]
+        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port and inode in inodes:
+            return True
+    return False
+
+
 class LiveServer:
-    """`guestlist serve` in a subprocess, on a free port."""
+    """`guestlist serve` in a subprocess, on a free port.
+
+    Other test processes (pytest-xdist workers, other runs) pick free ports too, so the
+    port may be taken between `free_port` and the server binding it: then the server
+    exits and `start` tries again on another port. Health is only asked once the port is
+    known to be this server's own, never another process's server on the same port.
+    """
+
+    ATTEMPTS = 5
 
     def __init__(self, db_url: str, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.extra = extra
         self.env = {**os.environ, "GUESTLIST_DATABASE_URL": db_url, **(env or {})}
+        self.process: subprocess.Popen[bytes] | None = None
+        self._on(free_port())
+
+    def _on(self, port: int) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{self.port}"
         self.args = [
             sys.executable, "-m", "guestlist.cli", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port), *extra,
+            "--host", "127.0.0.1", "--port", str(self.port), *self.extra,
         ]
-        self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> LiveServer:
-        self.process = subprocess.Popen(self.args, env=self.env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start in 30 s")
+        for attempt in range(self.ATTEMPTS):
+            if attempt:
+                self._on(free_port())
+            process = self.process = subprocess.Popen(self.args, env=self.env)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if process.poll() is not None:
+                    break  # most likely the port was taken meanwhile: another port
+                if _listens_on(process.pid, self.port) is False:
+                    time.sleep(0.1)
+                    continue
+                try:
+                    if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                        return self
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            else:
+                self.stop()
+                raise RuntimeError("server did not start in 30 s")
+        raise RuntimeError(
+            f"server exited with {process.returncode} on each of {self.ATTEMPTS} ports"
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -50,7 +50,9 @@ def _count(engine: Engine, query: object) -> int:
         return int(conn.scalar(query) or 0)  # type: ignore[call-overload]
 
 
-def _wait(predicate: Callable[[], bool], seconds: float = 60) -> None:
+def _wait(predicate: Callable[[], bool], seconds: float = 180) -> None:
+    # Only a guard against a hang: a loaded machine (two test workers and more) can need
+    # over a minute for the 400 envelopes on PostgreSQL.
     deadline = time.monotonic() + seconds
     while not predicate():
         if time.monotonic() > deadline:
