@@ -34,6 +34,27 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _found(conn: Any, ref: str) -> Any:
+    """The connection `ref` names, or the command ends saying there is none."""
+    from guestlist.connectors.connections import UnknownConnection, get
+
+    try:
+        return get(conn, ref)
+    except UnknownConnection as exc:
+        raise _fail(str(exc)) from None
+
+
+def _rows(rows: list[dict[str, Any]], columns: list[tuple[str, str]], as_json: bool) -> None:
+    """Rows as JSON, or as a table of (header, key) columns."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(*(header for header, _ in columns))
+    for row in rows:
+        table.add_row(*(str(row[key]) if row[key] is not None else "" for _, key in columns))
+    out.print(table)
+
+
 @connections_app.command("add")
 def add_connection(
     platform: Annotated[str, typer.Argument(help="shopify, square, woocommerce, magento, …")],
@@ -219,23 +240,17 @@ def connection_log(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Deliveries, pulls and tests of a connection, newest first."""
-    from guestlist.connectors.connections import UnknownConnection, get, log_entries
+    from guestlist.connectors.connections import log_entries
     from guestlist.store.engine import get_engine, read_connection
 
     with read_connection(get_engine()) as conn:
-        try:
-            info = get(conn, ref)
-        except UnknownConnection as exc:
-            raise _fail(str(exc)) from None
-        entries = log_entries(conn, info.id, limit=limit)
-    if as_json:
-        print(json.dumps(entries, indent=2))
-        return
-    table = Table("at", "kind", "outcome", "status", "delivery", "detail")
-    for e in entries:
-        table.add_row(e["at"], e["kind"], e["outcome"], str(e["status"] or ""),
-                      e["delivery_id"] or "", e["detail"] or "")
-    out.print(table)
+        entries = log_entries(conn, _found(conn, ref).id, limit=limit)
+    _rows(
+        entries,
+        [("at", "at"), ("kind", "kind"), ("outcome", "outcome"), ("status", "status"),
+         ("delivery", "delivery_id"), ("detail", "detail")],
+        as_json,
+    )
 
 
 @connections_app.command("failures")
@@ -245,24 +260,17 @@ def connection_failures(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Deliveries and pages that could not be read into events, and why."""
-    from guestlist.connectors.connections import UnknownConnection, get
     from guestlist.inbox.store import failed_envelopes
     from guestlist.store.engine import get_engine, read_connection
 
     with read_connection(get_engine()) as conn:
-        try:
-            info = get(conn, ref)
-        except UnknownConnection as exc:
-            raise _fail(str(exc)) from None
-        failed = failed_envelopes(conn, info.source_id, limit=limit)
-    if as_json:
-        print(json.dumps(failed, indent=2))
-        return
-    table = Table("inbox id", "kind", "delivery", "received", "error")
-    for f in failed:
-        table.add_row(str(f["inbox_id"]), f["kind"], f["delivery_id"] or "", f["received_at"],
-                      f["error"] or "")
-    out.print(table)
+        failed = failed_envelopes(conn, _found(conn, ref).source_id, limit=limit)
+    _rows(
+        failed,
+        [("inbox id", "inbox_id"), ("kind", "kind"), ("delivery", "delivery_id"),
+         ("received", "received_at"), ("error", "error")],
+        as_json,
+    )
 
 
 @connections_app.command("retry")
