@@ -9,7 +9,7 @@ What it enforces:
   the service account, `aud` this endpoint, a read scope, `exp - iat` at most an hour
   and not expired. Otherwise 400 `invalid_grant`, as Google answers.
 - **Every API request is checked against the discovery document**
-  (../shared/vendor-specs/google-sheets/sheets.v4.discovery.json): the method must
+  (tests/fakes/specs/sheets.v4.discovery.json, from ../shared/vendor-specs): the method must
   exist (HTTP method + path template), every query parameter must be declared for it
   or globally, enum values must be allowed. A violation is a 400 and is recorded in
   `violations`, which tests assert empty.
@@ -45,8 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-DISCOVERY = (Path(__file__).resolve().parents[3] / "shared" / "vendor-specs" / "google-sheets"
-             / "sheets.v4.discovery.json")
+DISCOVERY = Path(__file__).resolve().parent / "specs" / "sheets.v4.discovery.json"
 CLIENT_EMAIL = "guestlist-import@bottle-shop.iam.gserviceaccount.com"
 SPREADSHEET_ID = "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgvE2upms"
 HEADERS = ["Email", "First Name", "Last Name", "Phone", "Birthday", "Newsletter",

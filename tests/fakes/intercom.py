@@ -1,7 +1,7 @@
 """A fake of the Intercom calls the connector makes, checked against the saved spec.
 
-Every request is first checked against ../shared/vendor-specs/intercom/
-api.intercom.io.2.14.yaml (OpenAPI 3.0, via tests.fakes.openapi_check): what the
+Every request is first checked against tests/fakes/specs/intercom.api.2.14.yaml (a copy
+of Intercom's OpenAPI 3.0 document for 2.14, via tests.fakes.openapi_check): what the
 document does not allow is answered 400 and recorded in `violations`, which tests
 assert empty. Then, in Intercom's order: Bearer auth (401 `unauthorized`), the
 `Intercom-Version` header (a violation unless `version`), the rate limit (`limit`
@@ -38,8 +38,7 @@ from starlette.routing import Route
 
 from tests.fakes.openapi_check import OpenAPIDocument
 
-SPEC = (Path(__file__).resolve().parents[3] / "shared" / "vendor-specs" / "intercom"
-        / "api.intercom.io.2.14.yaml")
+SPEC = Path(__file__).resolve().parent / "specs" / "intercom.api.2.14.yaml"
 TOKEN = "dG9rOmZha2UtaW50ZXJjb20tdG9rZW4="
 VERSION = "2.14"
 EPOCH = 1_767_225_600  # 2026-01-01T00:00:00Z

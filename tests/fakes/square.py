@@ -1,13 +1,13 @@
 """A fake of Square's Customers and Customer Groups APIs, checked against api.json.
 
 Every request is first checked against the official OpenAPI document
-(../shared/vendor-specs/square/api.json) with objects closed, as Square refuses
-unknown body fields: what the document does not allow is answered 400 and recorded in
-`violations`, which the tests assert empty. Then, in Square's order: Bearer auth (401
-`AUTHENTICATION_ERROR`/`UNAUTHORIZED`), the `Square-Version` header (recorded as a
-violation when missing or not the expected one), the rate limit (429 `RATE_LIMITED`,
-with `Retry-After` only when `retry_after` is set: Square does not promise one),
-injected faults, and the endpoint itself.
+(tests/fakes/specs/square.api.json, copied from ../shared/vendor-specs) with objects
+closed, as Square refuses unknown body fields: what the document does not allow is
+answered 400 and recorded in `violations`, which the tests assert empty. Then, in
+Square's order: Bearer auth (401 `AUTHENTICATION_ERROR`/`UNAUTHORIZED`), the `Square-
+Version` header (recorded as a violation when missing or not the expected one), the rate
+limit (429 `RATE_LIMITED`, with `Retry-After` only when `retry_after` is set: Square
+does not promise one), injected faults, and the endpoint itself.
 
 Search is eventually consistent at Square: ids in `hidden_from_search` are left out
 of SearchCustomers (and customers created with `search_lag=True` start there).
@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from tests.fakes.openapi_check import OpenAPIDocument
 
-SPEC = Path(__file__).resolve().parents[3] / "shared" / "vendor-specs" / "square" / "api.json"
+SPEC = Path(__file__).resolve().parent / "specs" / "square.api.json"
 TOKEN = "EAAAl-fake-square-token"
 VERSION = "2025-08-20"
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
