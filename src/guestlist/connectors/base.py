@@ -130,6 +130,11 @@ def bad_signature(header: str) -> WebhookRejected:
     )
 
 
+def bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
+    """A delivery whose body lacks what we need, or is not what it claims (400)."""
+    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
+
+
 def missing_header(header: str) -> WebhookRejected:
     return WebhookRejected(400, "missing_header", f"the {header} header is required", field=header)
 

@@ -19,6 +19,7 @@ from guestlist.connectors.base import (
     Reply,
     WebhookRejected,
     WebhookRequest,
+    bad_body,
     checked_topic,
     no_secret,
 )
@@ -40,9 +41,6 @@ from guestlist.inbox.store import InboxEnvelope
 
 log = structlog.get_logger(__name__)
 
-
-def _bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
-    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
 
 
 def _present(value: Any) -> bool:
@@ -88,7 +86,7 @@ class DriftConnector(Connector):
                 "the verification token (body `token` / X-Verification-Token) is missing "
                 "or does not match", field="token")
         if not isinstance(body, dict):
-            raise _bad_body("body", "the body is not a JSON object")
+            raise bad_body("body", "the body is not a JSON object")
         org = body.get("orgId")
         if settings.org_id is not None and org != settings.org_id:
             raise WebhookRejected(403, "wrong_account",
@@ -96,7 +94,7 @@ class DriftConnector(Connector):
                                   field="orgId")
         kind = body.get("type")
         if not isinstance(kind, str) or not kind:
-            raise _bad_body("type", "type is required")
+            raise bad_body("type", "type is required")
         topic = checked_topic(kind, "type")
         if topic not in TOPICS:
             raise WebhookRejected(
@@ -105,25 +103,25 @@ class DriftConnector(Connector):
                 field="type")
         data = body.get("data")
         if not isinstance(data, dict):
-            raise _bad_body("data", "data is required")
+            raise bad_body("data", "data is required")
         if topic in CONTACT_TOPICS:
             contact = contact_of(data)
             if not _present(contact.get("id")):
-                raise _bad_body("data.id", "the contact's id is required")
+                raise bad_body("data.id", "the contact's id is required")
             attrs = contact.get("attributes")
             if topic == "contact_identified" and not (
                     isinstance(attrs, dict) and attrs.get("email")):
-                raise _bad_body("data.attributes.email", "an identified contact has an email")
+                raise bad_body("data.attributes.email", "an identified contact has an email")
         if topic == MESSAGE_TOPIC:
             message = message_of(data)
             if not _present(message.get("id")):
-                raise _bad_body("data.id", "the message id is required")
+                raise bad_body("data.id", "the message id is required")
             author = message.get("author")
             if not isinstance(author, dict) or not _present(author.get("id")):
-                raise _bad_body("data.author.id", "the message's author is required")
+                raise bad_body("data.author.id", "the message's author is required")
             created = message.get("createdAt")
             if isinstance(created, bool) or not isinstance(created, int | float):
-                raise _bad_body("data.createdAt", "createdAt (epoch ms) is required")
+                raise bad_body("data.createdAt", "createdAt (epoch ms) is required")
         # Drift's body is not signed: its token is the secret, so it is not stored.
         return Delivery(
             topic=topic,

@@ -24,6 +24,7 @@ from guestlist.connectors.base import (
     Reply,
     WebhookRejected,
     WebhookRequest,
+    bad_body,
     bad_signature,
     missing_header,
     no_secret,
@@ -41,41 +42,38 @@ log = structlog.get_logger(__name__)
 MAX_KEY = 200  # the inbox's idempotency key column
 
 
-def _bad_body(field: str, message: str) -> WebhookRejected:
-    return WebhookRejected(400, "invalid_body", message, field=field)
-
 
 def leadgen_changes(body: bytes) -> list[dict[str, Any]]:
     """The `leadgen` change values of a delivery, checked; raises WebhookRejected."""
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError:
-        raise _bad_body("body", "the body is not JSON") from None
+        raise bad_body("body", "the body is not JSON") from None
     if not isinstance(payload, dict):
-        raise _bad_body("body", "the body is not a JSON object")
+        raise bad_body("body", "the body is not a JSON object")
     if payload.get("object") != "page":
-        raise _bad_body("object", f"object is {payload.get('object')!r}, expected 'page'")
+        raise bad_body("object", f"object is {payload.get('object')!r}, expected 'page'")
     entries = payload.get("entry")
     if not isinstance(entries, list) or not entries:
-        raise _bad_body("entry", "entry is required")
+        raise bad_body("entry", "entry is required")
     leads: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
         changes = entry.get("changes") if isinstance(entry, dict) else None
         if not isinstance(changes, list):
-            raise _bad_body(f"entry[{i}].changes", "changes is required")
+            raise bad_body(f"entry[{i}].changes", "changes is required")
         for j, change in enumerate(changes):
             if not isinstance(change, dict) or change.get("field") != WEBHOOK_TOPIC:
                 continue  # a field we did not subscribe to: nothing to read
             value = change.get("value")
             where = f"entry[{i}].changes[{j}].value"
             if not isinstance(value, dict):
-                raise _bad_body(where, "value is required")
+                raise bad_body(where, "value is required")
             for name in ("leadgen_id", "page_id", "form_id"):
                 if not isinstance(value.get(name), str | int) or value.get(name) in ("", 0):
-                    raise _bad_body(f"{where}.{name}", f"{name} is required")
+                    raise bad_body(f"{where}.{name}", f"{name} is required")
             leads.append(value)
     if not leads:
-        raise _bad_body("entry[].changes[].field", "the delivery holds no leadgen change")
+        raise bad_body("entry[].changes[].field", "the delivery holds no leadgen change")
     return leads
 
 

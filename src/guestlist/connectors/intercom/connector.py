@@ -19,6 +19,7 @@ from guestlist.connectors.base import (
     Reply,
     WebhookRejected,
     WebhookRequest,
+    bad_body,
     bad_signature,
     checked_topic,
     missing_header,
@@ -35,10 +36,6 @@ from guestlist.connectors.intercom.settings import IntercomSettings
 from guestlist.connectors.intercom.signature import SIGNATURE_HEADER, is_valid
 from guestlist.connectors.registry import register
 from guestlist.inbox.store import InboxEnvelope
-
-
-def _bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
-    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
 
 
 @register
@@ -65,15 +62,15 @@ class IntercomConnector(Connector):
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
-            raise _bad_body("body", "the body is not JSON") from None
+            raise bad_body("body", "the body is not JSON") from None
         if not isinstance(body, dict):
-            raise _bad_body("body", "the body is not a JSON object")
+            raise bad_body("body", "the body is not a JSON object")
         notification = body.get("id")
         if not isinstance(notification, str) or not notification:
-            raise _bad_body("id", "id (the notification id) is required")
+            raise bad_body("id", "id (the notification id) is required")
         topic = body.get("topic")
         if not isinstance(topic, str) or not topic:
-            raise _bad_body("topic", "topic is required", notification)
+            raise bad_body("topic", "topic is required", notification)
         try:
             checked_topic(topic, "topic")
         except WebhookRejected as exc:
@@ -90,18 +87,18 @@ class IntercomConnector(Connector):
             data = body.get("data")
             item = data.get("item") if isinstance(data, dict) else None
             if not isinstance(item, dict):
-                raise _bad_body("data.item", "data.item is required", notification)
+                raise bad_body("data.item", "data.item is required", notification)
             if topic in TAG_TOPICS:
                 contact = item.get("contact")
                 if not isinstance(contact, dict) or not contact.get("id"):
-                    raise _bad_body("data.item.contact.id", "the tagged contact is required",
+                    raise bad_body("data.item.contact.id", "the tagged contact is required",
                                     notification)
                 if not isinstance(item.get("tag"), dict) or not item["tag"].get("name"):
-                    raise _bad_body("data.item.tag.name", "the tag is required", notification)
+                    raise bad_body("data.item.tag.name", "the tag is required", notification)
             elif not item.get("id"):
-                raise _bad_body("data.item.id", "data.item.id is required", notification)
+                raise bad_body("data.item.id", "data.item.id is required", notification)
             if topic == "conversation.user.created" and not isinstance(item.get("source"), dict):
-                raise _bad_body("data.item.source", "the conversation's source is required",
+                raise bad_body("data.item.source", "the conversation's source is required",
                                 notification)
         return Delivery(topic=topic, delivery_id=notification)
 

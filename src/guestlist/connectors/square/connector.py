@@ -18,6 +18,7 @@ from guestlist.connectors.base import (
     Page,
     WebhookRejected,
     WebhookRequest,
+    bad_body,
     bad_signature,
     checked_topic,
     missing_header,
@@ -32,9 +33,6 @@ from guestlist.inbox.store import InboxEnvelope
 
 log = structlog.get_logger(__name__)
 
-
-def _bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
-    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
 
 
 @register
@@ -58,15 +56,15 @@ class SquareConnector(Connector):
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
-            raise _bad_body("body", "the body is not JSON") from None
+            raise bad_body("body", "the body is not JSON") from None
         if not isinstance(body, dict):
-            raise _bad_body("body", "the body is not a JSON object")
+            raise bad_body("body", "the body is not a JSON object")
         event_id = body.get("event_id")
         if not isinstance(event_id, str) or not event_id:
-            raise _bad_body("event_id", "event_id is required")
+            raise bad_body("event_id", "event_id is required")
         topic = body.get("type")
         if not isinstance(topic, str) or not topic:
-            raise _bad_body("type", "type is required", event_id)
+            raise bad_body("type", "type is required", event_id)
         try:
             checked_topic(topic, "type")
         except WebhookRejected as exc:
@@ -84,15 +82,15 @@ class SquareConnector(Connector):
         if topic != "webhooks.test_notification":
             data = body.get("data")
             if not isinstance(data, dict) or not isinstance(data.get("id"), str):
-                raise _bad_body("data.id", "data.id is required", event_id)
+                raise bad_body("data.id", "data.id is required", event_id)
             obj = data.get("object")
             customer = obj.get("customer") if isinstance(obj, dict) else None
             if topic != "customer.deleted" and not isinstance(customer, dict):
-                raise _bad_body(
+                raise bad_body(
                     "data.object.customer", "data.object.customer is required", event_id
                 )
         if not isinstance(body.get("created_at"), str):
-            raise _bad_body("created_at", "created_at is required", event_id)
+            raise bad_body("created_at", "created_at is required", event_id)
         log.info(
             "square notification",
             event_id=event_id,

@@ -16,6 +16,7 @@ from guestlist.connectors.base import (
     Reply,
     WebhookRejected,
     WebhookRequest,
+    bad_body,
     bad_signature,
     no_secret,
 )
@@ -47,9 +48,6 @@ log = structlog.get_logger(__name__)
 FORM = "application/x-www-form-urlencoded"
 _EMPTY = Reply(EMPTY_RESPONSE.encode(), CONTENT_TYPE)
 
-
-def _bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
-    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
 
 
 @register
@@ -97,22 +95,22 @@ class TwilioConnector(Connector):
             raise rejected
         media_type = (request.header("content-type") or FORM).split(";")[0].strip().lower()
         if json_body or pairs is None or media_type != FORM:
-            raise _bad_body(
+            raise bad_body(
                 "content-type",
                 f"an inbound message is {FORM} (UTF-8), not {media_type or 'this body'}",
                 sid,
             )
         if not sid:
-            raise _bad_body("MessageSid", "MessageSid is required")
+            raise bad_body("MessageSid", "MessageSid is required")
         sender = params.get("From")
         if not sender:
-            raise _bad_body("From", "From is required", sid)
+            raise bad_body("From", "From is required", sid)
         try:
             channel = channel_of(sender)
         except ValueError as exc:
-            raise _bad_body("From", str(exc), sid) from None
+            raise bad_body("From", str(exc), sid) from None
         if not number_of(sender).strip():
-            raise _bad_body("From", f"no number in From {sender!r}", sid)
+            raise bad_body("From", f"no number in From {sender!r}", sid)
         account = params.get("AccountSid")
         if account is not None and account != settings.account_sid:
             raise WebhookRejected(
@@ -124,7 +122,7 @@ class TwilioConnector(Connector):
             )
         status = params.get("MessageStatus") or params.get("SmsStatus")
         if status is not None and status != "received":
-            raise _bad_body(
+            raise bad_body(
                 "MessageStatus",
                 f"a status callback ({status!r}): this URL takes incoming messages only",
                 sid,

@@ -19,6 +19,7 @@ from guestlist.connectors.base import (
     Page,
     WebhookRejected,
     WebhookRequest,
+    bad_body,
     bad_signature,
     missing_header,
     no_secret,
@@ -38,9 +39,6 @@ def signature(secret: str, body: bytes) -> str:
     """`sha256=` + base64(HMAC-SHA256(secret, raw body)), as Typeform sends it."""
     return "sha256=" + hmac_base64(secret, body)
 
-
-def _bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
-    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
 
 
 @register
@@ -65,12 +63,12 @@ class TypeformConnector(Connector):
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
-            raise _bad_body("body", "the body is not JSON") from None
+            raise bad_body("body", "the body is not JSON") from None
         if not isinstance(body, dict):
-            raise _bad_body("body", "the body is not a JSON object")
+            raise bad_body("body", "the body is not a JSON object")
         event_id = body.get("event_id")
         if not isinstance(event_id, str) or not event_id or len(event_id) > 150:
-            raise _bad_body("event_id", "event_id is required")
+            raise bad_body("event_id", "event_id is required")
         event_type = body.get("event_type")
         if event_type != TOPIC:
             raise WebhookRejected(
@@ -83,17 +81,17 @@ class TypeformConnector(Connector):
             )
         response = body.get("form_response")
         if not isinstance(response, dict):
-            raise _bad_body("form_response", "form_response is required", event_id)
+            raise bad_body("form_response", "form_response is required", event_id)
         for name in ("form_id", "token", "submitted_at"):
             if not isinstance(response.get(name), str) or not response[name]:
-                raise _bad_body(f"form_response.{name}", f"form_response.{name} is required",
+                raise bad_body(f"form_response.{name}", f"form_response.{name} is required",
                                 event_id)
         if not isinstance(response.get("answers", []), list):
-            raise _bad_body("form_response.answers", "form_response.answers must be a list",
+            raise bad_body("form_response.answers", "form_response.answers must be a list",
                             event_id)
         definition = response.get("definition")
         if not isinstance(definition, dict) or not isinstance(definition.get("fields"), list):
-            raise _bad_body("form_response.definition.fields",
+            raise bad_body("form_response.definition.fields",
                             "form_response.definition.fields is required", event_id)
         form_id = response["form_id"]
         if settings.forms and form_id not in settings.forms:

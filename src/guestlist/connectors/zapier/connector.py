@@ -14,8 +14,8 @@ from guestlist.connectors.base import (
     Capability,
     Connector,
     Delivery,
-    WebhookRejected,
     WebhookRequest,
+    bad_body,
 )
 from guestlist.connectors.registry import register
 from guestlist.connectors.zapier.mapping import (
@@ -36,9 +36,6 @@ from guestlist.inbox.store import InboxEnvelope
 MAX_RECORDS = 500
 
 
-def _bad(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
-    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
-
 
 @register
 class ZapierConnector(Connector):
@@ -54,19 +51,19 @@ class ZapierConnector(Connector):
         check_caller(settings, request)
         for header in RESERVED_HEADERS:
             if request.header(header) is not None:
-                raise _bad(header, f"{header} is set by guestlist, not the sender")
+                raise bad_body(header, f"{header} is set by guestlist, not the sender")
         try:
             records = records_of(request.body)
         except ZapierPayloadError as exc:
-            raise _bad(exc.field, exc.message) from None
+            raise bad_body(exc.field, exc.message) from None
         if len(records) > MAX_RECORDS:
-            raise _bad("body", f"at most {MAX_RECORDS} records per post")
+            raise bad_body("body", f"at most {MAX_RECORDS} records per post")
         key = delivery_key(settings.mapping, records, request.body)
         for n, record in enumerate(records):
             field = missing_identifier(settings.mapping, record)
             if field is not None:
                 where = f"record {n}: " if len(records) > 1 else ""
-                raise _bad(
+                raise bad_body(
                     field,
                     f"{where}no email or phone where the mapping looks ({field}); "
                     "map one in settings.mapping.traits",

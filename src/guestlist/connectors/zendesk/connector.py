@@ -20,6 +20,7 @@ from guestlist.connectors.base import (
     Page,
     WebhookRejected,
     WebhookRequest,
+    bad_body,
     bad_signature,
     checked_topic,
     missing_header,
@@ -46,9 +47,6 @@ from guestlist.inbox.store import InboxEnvelope
 
 log = structlog.get_logger(__name__)
 
-
-def _bad_body(field: str, message: str, delivery_id: str | None = None) -> WebhookRejected:
-    return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
 
 
 def _signed_at(value: str) -> datetime:
@@ -102,9 +100,9 @@ class ZendeskConnector(Connector):
         try:
             body = orjson.loads(request.body)
         except orjson.JSONDecodeError:
-            raise _bad_body("body", "the body is not JSON", invocation) from None
+            raise bad_body("body", "the body is not JSON", invocation) from None
         if not isinstance(body, dict):
-            raise _bad_body("body", "the body is not a JSON object", invocation)
+            raise bad_body("body", "the body is not a JSON object", invocation)
         kind = body.get("type")
         if isinstance(kind, str) and kind.startswith(EVENT_PREFIX):
             account = body.get("account_id")
@@ -120,24 +118,24 @@ class ZendeskConnector(Connector):
                     "the webhook's subscriptions", field="type", delivery_id=invocation)
             event_id = body.get("id")
             if not isinstance(event_id, str) or not event_id:
-                raise _bad_body("id", "id (the event id) is required", invocation)
+                raise bad_body("id", "id (the event id) is required", invocation)
             detail = body.get("detail")
             if not isinstance(detail, dict):
-                raise _bad_body("detail", "detail (the user) is required", invocation)
+                raise bad_body("detail", "detail (the user) is required", invocation)
             if not detail.get("id"):
-                raise _bad_body("detail.id", "detail.id (the user id) is required", invocation)
+                raise bad_body("detail.id", "detail.id (the user id) is required", invocation)
             if not isinstance(body.get("time"), str):
-                raise _bad_body("time", "time is required", invocation)
+                raise bad_body("time", "time is required", invocation)
             return Delivery(topic=topic, delivery_id=invocation or f"event:{event_id}")
         if "ticket_id" in body:
             if body["ticket_id"] in (None, ""):
-                raise _bad_body("ticket_id", "ticket_id is empty", invocation)
+                raise bad_body("ticket_id", "ticket_id is empty", invocation)
             requester = body.get("requester")
             if not isinstance(requester, dict):
-                raise _bad_body("requester", "requester is required (see the template)",
+                raise bad_body("requester", "requester is required (see the template)",
                                 invocation)
             if not any(requester.get(k) for k in ("email", "phone", "id", "external_id")):
-                raise _bad_body("requester.email", "the requester has no email, phone or id",
+                raise bad_body("requester.email", "the requester has no email, phone or id",
                                 invocation)
             for stamp_field in ("updated_at", "created_at"):
                 value = body.get(stamp_field)
@@ -145,13 +143,13 @@ class ZendeskConnector(Connector):
                     try:
                         datetime.fromisoformat(str(value).replace("Z", "+00:00"))
                     except ValueError:
-                        raise _bad_body(stamp_field, f"unreadable {stamp_field}",
+                        raise bad_body(stamp_field, f"unreadable {stamp_field}",
                                         invocation) from None
             # Without an invocation id, a retry of the same ticket version is still one.
             version = body.get("updated_at") or body.get("created_at") or ""
             return Delivery(topic=TICKET_TOPIC,
                             delivery_id=invocation or f"ticket:{body['ticket_id']}:{version}")
-        raise _bad_body(
+        raise bad_body(
             "type", "neither a user event (`type` zen:event-type:user.*) nor the ticket "
             "template (`ticket_id`)", invocation)
 
