@@ -135,6 +135,17 @@ def bad_body(field: str, message: str, delivery_id: str | None = None) -> Webhoo
     return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
 
 
+def json_object(body: bytes, delivery_id: str | None = None) -> dict[str, Any]:
+    """A delivery's body as a JSON object, or a 400 naming `body`."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise bad_body("body", "the body is not JSON", delivery_id) from None
+    if not isinstance(value, dict):
+        raise bad_body("body", "the body is not a JSON object", delivery_id)
+    return value
+
+
 def missing_header(header: str) -> WebhookRejected:
     return WebhookRejected(400, "missing_header", f"the {header} header is required", field=header)
 

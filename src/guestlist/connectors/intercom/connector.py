@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
-
 from guestlist.canonical import CanonicalEvent
 from guestlist.connectors._http.client import VendorClient
 from guestlist.connectors.base import (
@@ -22,6 +20,7 @@ from guestlist.connectors.base import (
     bad_body,
     bad_signature,
     checked_topic,
+    json_object,
     missing_header,
     no_secret,
 )
@@ -59,12 +58,7 @@ class IntercomConnector(Connector):
             raise no_secret()
         if not is_valid(settings.webhook_secret.get_secret_value(), request.body, given):
             raise bad_signature(SIGNATURE_HEADER)
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            raise bad_body("body", "the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise bad_body("body", "the body is not a JSON object")
+        body = json_object(request.body)
         notification = body.get("id")
         if not isinstance(notification, str) or not notification:
             raise bad_body("id", "id (the notification id) is required")

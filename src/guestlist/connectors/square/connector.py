@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import orjson
 import structlog
 
 from guestlist.canonical import CanonicalEvent
@@ -21,6 +20,7 @@ from guestlist.connectors.base import (
     bad_body,
     bad_signature,
     checked_topic,
+    json_object,
     missing_header,
     no_secret,
 )
@@ -53,12 +53,7 @@ class SquareConnector(Connector):
         url = settings.notification_url or request.url
         if not is_valid(settings.webhook_secret.get_secret_value(), url, request.body, given):
             raise bad_signature(SIGNATURE_HEADER)
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            raise bad_body("body", "the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise bad_body("body", "the body is not a JSON object")
+        body = json_object(request.body)
         event_id = body.get("event_id")
         if not isinstance(event_id, str) or not event_id:
             raise bad_body("event_id", "event_id is required")

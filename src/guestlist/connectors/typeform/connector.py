@@ -21,6 +21,7 @@ from guestlist.connectors.base import (
     WebhookRequest,
     bad_body,
     bad_signature,
+    json_object,
     missing_header,
     no_secret,
 )
@@ -60,12 +61,7 @@ class TypeformConnector(Connector):
         expected = signature(settings.webhook_secret.get_secret_value(), request.body)
         if not signatures_match(expected, given):
             raise bad_signature(SIGNATURE_HEADER)
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            raise bad_body("body", "the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise bad_body("body", "the body is not a JSON object")
+        body = json_object(request.body)
         event_id = body.get("event_id")
         if not isinstance(event_id, str) or not event_id or len(event_id) > 150:
             raise bad_body("event_id", "event_id is required")

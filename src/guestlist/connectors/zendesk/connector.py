@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
 import structlog
 
 from guestlist.canonical import CanonicalEvent
@@ -23,6 +22,7 @@ from guestlist.connectors.base import (
     bad_body,
     bad_signature,
     checked_topic,
+    json_object,
     missing_header,
     no_secret,
 )
@@ -97,12 +97,7 @@ class ZendeskConnector(Connector):
             # nothing (anyone can sign with the static secret: it proves nothing).
             log.info("zendesk test webhook", delivery_id=invocation)
             return Delivery(topic=TEST_TOPIC, delivery_id=invocation)
-        try:
-            body = orjson.loads(request.body)
-        except orjson.JSONDecodeError:
-            raise bad_body("body", "the body is not JSON", invocation) from None
-        if not isinstance(body, dict):
-            raise bad_body("body", "the body is not a JSON object", invocation)
+        body = json_object(request.body, invocation)
         kind = body.get("type")
         if isinstance(kind, str) and kind.startswith(EVENT_PREFIX):
             account = body.get("account_id")
