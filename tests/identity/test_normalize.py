@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from guestlist.identity.normalize import InvalidIdentifier, normalize
+from guestlist.identity.normalize import InvalidIdentifier, _validated, normalize
 from guestlist.identity.rules import IdentityRules
 
 
@@ -24,6 +27,53 @@ def test_email_key_folds_case_gmail_dots_and_tags(raw: str, key: str, value: str
 def test_invalid_email_is_refused(raw: str) -> None:
     with pytest.raises(InvalidIdentifier):
         normalize("email", raw)
+
+
+_LOCAL = st.text(st.sampled_from("aZ09._+-!#$%&'*/=?^`{|}~\"(),:;<>@[\\] é"), max_size=70)
+_LABEL = st.text(st.sampled_from("aZ09-_é"), min_size=0, max_size=65)
+_DOMAIN = st.one_of(
+    st.lists(_LABEL, min_size=1, max_size=5).map(".".join),
+    st.sampled_from(
+        [
+            "example.com",
+            "Shop.CA",
+            "localhost",
+            "x.test",
+            "a.invalid",
+            "xn--bcher-kva.example",
+            "1.2.3.4",
+            "[127.0.0.1]",
+            "example.com.",
+            "-a.com",
+            "a" * 250 + ".com",
+            ".".join(["a" * 63] * 3) + ".com",
+        ]
+    ),
+)
+
+
+def _library(value: str) -> tuple[str, str]:
+    try:
+        return ("ok", validate_email(value, check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        return ("error", str(exc))
+
+
+def _ours(value: str) -> tuple[str, str]:
+    try:
+        return ("ok", _validated(value))
+    except EmailNotValidError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.builds(lambda lo, d: f"{lo}@{d}", _LOCAL, _DOMAIN), st.text(max_size=40)))
+@example("b" * 190 + "@" + "a" * 60 + ".com")  # 255 characters, too long
+@example("b" * 189 + "@" + "a" * 60 + ".com")
+@example("Ann@Bücher.example")
+def test_email_fast_path_decides_as_the_library_does(value: str) -> None:
+    """The cached-domain path gives the library's own normalised form or error."""
+    assert _ours(value) == _library(value)
 
 
 @pytest.mark.parametrize(
