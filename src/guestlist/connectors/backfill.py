@@ -29,6 +29,7 @@ from guestlist.connectors.base import (
     pull_kind,
 )
 from guestlist.connectors.connections import load, log_event
+from guestlist.connectors.prefetch import prefetched
 from guestlist.inbox.store import accept
 from guestlist.jobs.registry import job_handler
 from guestlist.store.tables import connection_streams
@@ -232,19 +233,20 @@ def backfill(
                 progress(state)
             start = _checkpoint(engine, info.id, stream)
             try:
-                for page in connector.pull(http, settings, stream, start):
-                    _store_page(
-                        engine,
-                        connection_id=info.id,
-                        source_id=info.source_id,
-                        slug=info.platform,
-                        state=state,
-                        page=page,
-                    )
-                    if progress:
-                        progress(state)
-                    if stop is not None and stop.is_set():
-                        return [*done, state]
+                with prefetched(connector.pull(http, settings, stream, start)) as pages:
+                    for page in pages:
+                        _store_page(
+                            engine,
+                            connection_id=info.id,
+                            source_id=info.source_id,
+                            slug=info.platform,
+                            state=state,
+                            page=page,
+                        )
+                        if progress:
+                            progress(state)
+                        if stop is not None and stop.is_set():
+                            return [*done, state]
             except (VendorError, ConnectorError) as exc:
                 _fail_stream(engine, info.id, stream, str(exc))
                 raise
