@@ -10,7 +10,7 @@ from sqlalchemy import Engine, select
 from guestlist.canonical import CanonicalEvent
 from guestlist.pipeline import process_events
 from guestlist.profiles.trait_names import canonical_trait_name
-from guestlist.store.tables import traits
+from guestlist.store.tables import profiles, traits
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
@@ -94,3 +94,20 @@ def test_values_of_every_json_type_read_back_as_written(engine: Engine) -> None:
     with engine.begin() as conn:
         process_events(conn, [identify("a", 1, **values)])
     assert stored(engine) == values
+
+
+def test_first_and_last_seen_widen_to_cover_every_event_in_any_order(engine: Engine) -> None:
+    def seen() -> tuple[datetime, datetime]:
+        with engine.connect() as conn:
+            row = conn.execute(select(profiles.c.first_seen_at, profiles.c.last_seen_at)).one()
+        return row.first_seen_at, row.last_seen_at
+
+    with engine.begin() as conn:
+        process_events(conn, [identify("a", 10)])
+    assert seen() == (T0 + timedelta(minutes=10), T0 + timedelta(minutes=10))
+    with engine.begin() as conn:  # an older and a newer event of a stored profile
+        process_events(conn, [identify("b", 60), identify("c", -30)])
+    assert seen() == (T0 - timedelta(minutes=30), T0 + timedelta(minutes=60))
+    with engine.begin() as conn:  # one in between moves neither
+        process_events(conn, [identify("d", 20)])
+    assert seen() == (T0 - timedelta(minutes=30), T0 + timedelta(minutes=60))

@@ -20,7 +20,7 @@ from guestlist.canonical import CanonicalEvent
 from guestlist.identity.merge import merge_profiles
 from guestlist.identity.normalize import Identifier, InvalidIdentifier, normalize
 from guestlist.identity.rules import CompiledRules, IdentityRules, compiled
-from guestlist.store.bulk import allocate_ids, bulk_insert
+from guestlist.store.bulk import allocate_ids, bulk_insert, select_in
 from guestlist.store.tables import identifiers, profiles, traits
 from guestlist.store.types import utcnow
 
@@ -125,27 +125,19 @@ class BatchResolver:
             by_kind[kind].append(key)
         found: set[int] = set()
         for kind, values in by_kind.items():
-            for chunk in _chunks(values):
-                rows = self.conn.execute(
-                    select(identifiers.c.profile_id).where(
-                        identifiers.c.kind == kind, identifiers.c.key.in_(chunk)
-                    )
-                )
-                found.update(int(r.profile_id) for r in rows)
+            rows = select_in(self.conn, identifiers, ["profile_id"], "key", values, kind=kind)
+            found.update(int(pid) for (pid,) in rows)
         self._load_profiles(found)
 
     def _load_profiles(self, ids: Iterable[int]) -> None:
         wanted = [i for i in ids if i not in self.holdings]
         for chunk in _chunks(wanted):
-            for row in self.conn.execute(
-                select(identifiers.c.profile_id, identifiers.c.kind, identifiers.c.key).where(
-                    identifiers.c.profile_id.in_(chunk)
-                )
-            ):
-                pid = int(row.profile_id)
-                self.owners[(row.kind, row.key)].add(pid)
-                self.holdings[pid][row.kind].add(row.key)
-                self.stored.add((pid, row.kind, row.key))
+            columns = ["profile_id", "kind", "key"]
+            for pid, kind, key in select_in(self.conn, identifiers, columns, "profile_id", chunk):
+                pid = int(pid)
+                self.owners[(kind, key)].add(pid)
+                self.holdings[pid][kind].add(key)
+                self.stored.add((pid, kind, key))
             if self.rules.hard_facts:
                 for row in self.conn.execute(
                     select(traits.c.profile_id, traits.c.name, traits.c.value).where(

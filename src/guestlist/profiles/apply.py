@@ -6,16 +6,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, select, update
+from sqlalchemy import Connection, bindparam, case, update
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.identity.graph import EventIdentity
 from guestlist.profiles.trait_names import canonical_trait_name
-from guestlist.store.bulk import bulk_insert, bulk_upsert_newer
+from guestlist.store.bulk import bulk_insert, bulk_upsert_newer, select_in, sqlite_datetime
 from guestlist.store.tables import events, profiles, traits
 from guestlist.store.types import utcnow
-
-CHUNK = 5000
 
 
 def drop_seen(conn: Connection, batch: Sequence[CanonicalEvent]) -> list[CanonicalEvent]:
@@ -26,14 +24,8 @@ def drop_seen(conn: Connection, batch: Sequence[CanonicalEvent]) -> list[Canonic
     stored: set[tuple[int, str]] = set()
     for source_id, ids in by_source.items():
         unique = list(dict.fromkeys(ids))
-        for i in range(0, len(unique), CHUNK):
-            rows = conn.execute(
-                select(events.c.message_id).where(
-                    events.c.source_id == source_id,
-                    events.c.message_id.in_(unique[i : i + CHUNK]),
-                )
-            )
-            stored.update((source_id, r.message_id) for r in rows)
+        rows = select_in(conn, events, ["message_id"], "message_id", unique, source_id=source_id)
+        stored.update((source_id, message_id) for (message_id,) in rows)
     fresh: list[CanonicalEvent] = []
     for event in batch:
         key = (event.source_id, event.message_id)
@@ -104,7 +96,23 @@ def apply_events(
     # Elsewhere a later-arriving but older event never overwrites a newer value.
     older = [row for (pid, _), row in latest.items() if pid not in created]
     bulk_upsert_newer(conn, traits, older, key=("profile_id", "name"), time_column="event_time")
-    if not span:
+    if span:
+        _widen_seen(conn, span)
+
+
+def _widen_seen(conn: Connection, span: dict[int, tuple[datetime, datetime]]) -> None:
+    """Move each profile's first and last seen times out to cover its events."""
+    if conn.dialect.name == "sqlite":
+        # Straight through the driver: SQLAlchemy's executemany costs more than the update.
+        rows = []
+        for pid, (first, last) in span.items():
+            f, la = sqlite_datetime(first), sqlite_datetime(last)
+            rows.append((f, f, la, la, pid))
+        cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(_WIDEN_SEEN_SQLITE, rows)
+        finally:
+            cursor.close()
         return
     conn.execute(
         update(profiles)
@@ -121,3 +129,11 @@ def apply_events(
         ),
         [{"pid": pid, "first": f, "last": la} for pid, (f, la) in span.items()],
     )
+
+
+_WIDEN_SEEN_SQLITE = (
+    "UPDATE profiles SET "
+    "first_seen_at = CASE WHEN first_seen_at > ? THEN ? ELSE first_seen_at END, "
+    "last_seen_at = CASE WHEN last_seen_at < ? THEN ? ELSE last_seen_at END "
+    "WHERE id = ?"
+)

@@ -1,4 +1,5 @@
-"""Bulk inserts straight through the driver: COPY on PostgreSQL, executemany on SQLite.
+"""Bulk reads and writes straight through the driver: COPY on PostgreSQL, executemany on
+SQLite, and lookups of many keys at once.
 
 The worker writes thousands of events per transaction. Going through the driver skips
 SQLAlchemy's per-row parameter processing, and on PostgreSQL COPY takes rows several
@@ -23,7 +24,7 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _sqlite_datetime(value: datetime | None) -> str | None:
+def sqlite_datetime(value: datetime | None) -> str | None:
     # The text form SQLAlchemy's SQLite DATETIME reads and writes, so rows compare alike.
     if value is None:
         return None
@@ -37,10 +38,10 @@ def _row_values(
     # A batch's rows share a few timestamps (an event's time on each of its traits).
     seen: dict[datetime | None, str | None] = {}
 
-    def sqlite_datetime(value: datetime | None) -> str | None:
+    def cached_datetime(value: datetime | None) -> str | None:
         text = seen.get(value)
         if text is None:
-            text = seen[value] = _sqlite_datetime(value)
+            text = seen[value] = sqlite_datetime(value)
         return text
 
     convert: list[tuple[int, Callable[[Any], Any]]] = []
@@ -49,7 +50,7 @@ def _row_values(
         if isinstance(column_type, JSON):
             convert.append((index, _json))
         elif sqlite and isinstance(column_type, UtcDateTime):
-            convert.append((index, sqlite_datetime))
+            convert.append((index, cached_datetime))
     if len(columns) == 1:
         (only,) = columns
         pick: Callable[[dict[str, Any]], tuple[Any, ...]] = lambda row: (row[only],)  # noqa: E731
@@ -64,6 +65,52 @@ def _row_values(
             values[index] = fn(values[index])
         out.append(values)
     return out
+
+
+# Bound on one SQLite `IN (…)` list (SQLite allows 32,766 parameters).
+IN_CHUNK = 5000
+
+
+def select_in(
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    in_column: str,
+    values: Sequence[Any],
+    **equal: Any,
+) -> list[tuple[Any, ...]]:
+    """Rows (as tuples of `columns`) whose `in_column` is one of `values` and whose other
+    named columns equal the given values.
+
+    For the pipeline's lookups of thousands of keys a batch, whose columns need no type
+    conversion (ids, texts): SQLAlchemy would bind and compile one parameter per value
+    and build a row object per result. PostgreSQL takes the values as one array.
+    """
+    if not values:
+        return []
+    names = ", ".join(f'"{c}"' for c in columns)
+    driver_connection: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        where = " AND ".join([*(f'"{c}" = %s' for c in equal), f'"{in_column}" = ANY(%s)'])
+        with driver_connection.cursor() as cursor:
+            cursor.execute(
+                f'SELECT {names} FROM "{table.name}" WHERE {where}',
+                [*equal.values(), list(values)],
+            )
+            return list(cursor.fetchall())
+    found: list[tuple[Any, ...]] = []
+    fixed = [f'"{c}" = ?' for c in equal]
+    for i in range(0, len(values), IN_CHUNK):
+        chunk = list(values[i : i + IN_CHUNK])
+        where = " AND ".join([*fixed, f'"{in_column}" IN ({", ".join("?" * len(chunk))})'])
+        cursor = driver_connection.execute(
+            f'SELECT {names} FROM "{table.name}" WHERE {where}', [*equal.values(), *chunk]
+        )
+        try:
+            found.extend(cursor.fetchall())
+        finally:
+            cursor.close()
+    return found
 
 
 def allocate_ids(conn: Connection, table: Table, count: int) -> list[int]:
