@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, update
+from sqlalchemy import Connection
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.identity.graph import EventIdentity
 from guestlist.profiles.trait_names import canonical_trait_name
 from guestlist.store.bulk import bulk_insert, bulk_upsert_newer, select_in, sqlite_datetime
-from guestlist.store.tables import events, profiles, traits
+from guestlist.store.tables import events, traits
 from guestlist.store.types import utcnow
 
 
@@ -114,21 +114,13 @@ def _widen_seen(conn: Connection, span: dict[int, tuple[datetime, datetime]]) ->
         finally:
             cursor.close()
         return
-    conn.execute(
-        update(profiles)
-        .where(profiles.c.id == bindparam("pid"))
-        .values(
-            first_seen_at=case(
-                (profiles.c.first_seen_at > bindparam("first"), bindparam("first")),
-                else_=profiles.c.first_seen_at,
-            ),
-            last_seen_at=case(
-                (profiles.c.last_seen_at < bindparam("last"), bindparam("last")),
-                else_=profiles.c.last_seen_at,
-            ),
-        ),
-        [{"pid": pid, "first": f, "last": la} for pid, (f, la) in span.items()],
-    )
+    # PostgreSQL: one statement over arrays instead of one UPDATE per profile.
+    ids, firsts, lasts = [], [], []
+    for pid, (first, last) in span.items():
+        ids.append(pid)
+        firsts.append(first)
+        lasts.append(last)
+    conn.exec_driver_sql(_WIDEN_SEEN_POSTGRESQL, (ids, firsts, lasts))
 
 
 _WIDEN_SEEN_SQLITE = (
@@ -136,4 +128,11 @@ _WIDEN_SEEN_SQLITE = (
     "first_seen_at = CASE WHEN first_seen_at > ? THEN ? ELSE first_seen_at END, "
     "last_seen_at = CASE WHEN last_seen_at < ? THEN ? ELSE last_seen_at END "
     "WHERE id = ?"
+)
+_WIDEN_SEEN_POSTGRESQL = (
+    "UPDATE profiles AS p SET "
+    "first_seen_at = CASE WHEN p.first_seen_at > v.first THEN v.first ELSE p.first_seen_at END, "
+    "last_seen_at = CASE WHEN p.last_seen_at < v.last THEN v.last ELSE p.last_seen_at END "
+    "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, first, last) "
+    "WHERE p.id = v.id"
 )
