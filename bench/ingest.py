@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import csv
 import os
 import random
@@ -37,6 +38,7 @@ from guestlist.runtime import tune_gc
 from guestlist.store.engine import make_engine
 from guestlist.store.migrate import upgrade
 from guestlist.store.tables import events, inbox, profiles
+from loadgen import post_all  # type: ignore[import-not-found]
 
 PG_ADMIN = os.environ.get("GUESTLIST_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1/test")
 BATCH = 100
@@ -97,20 +99,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _send(url: str, key: str, bodies: list[bytes], concurrency: int) -> None:
-    queue = list(reversed(bodies))
-    async with httpx.AsyncClient(auth=(key, ""), timeout=60) as client:
-
-        async def worker() -> None:
-            while queue:
-                body = queue.pop()
-                r = await client.post(
-                    url, content=body, headers={"content-type": "application/json"}
-                )
-                if r.status_code != 200:
-                    raise RuntimeError(f"{r.status_code} {r.text}")
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+def _send(url: str, key: str, bodies: list[bytes], concurrency: int) -> None:
+    auth = base64.b64encode(f"{key}:".encode()).decode()
+    headers = {"Authorization": f"Basic {auth}", "Content-Type": "application/json"}
+    asyncio.run(post_all(url, [(body, headers) for body in bodies], concurrency))
 
 
 def bench_accept(db_url: str, key: str, bodies: list[bytes]) -> float:
@@ -138,9 +130,9 @@ def bench_accept(db_url: str, key: str, bodies: list[bytes]) -> float:
                     break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        asyncio.run(_send(f"{base}/v1/batch", key, bodies[:20], 8))  # warm up
+        _send(f"{base}/v1/batch", key, bodies[:20], 8)  # warm up
         start = time.perf_counter()
-        asyncio.run(_send(f"{base}/v1/batch", key, bodies[20:], 16))
+        _send(f"{base}/v1/batch", key, bodies[20:], 16)
         elapsed = time.perf_counter() - start
     finally:
         server.terminate()
