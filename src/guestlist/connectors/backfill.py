@@ -12,7 +12,7 @@ that arrives both by webhook and by pull is applied once.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import orjson
@@ -126,64 +126,53 @@ def _context(page: Page) -> dict[str, str]:
     return dict(page.context)
 
 
-def _store_pages(
+def _store_page(
     engine: Engine,
     *,
     connection_id: int,
     source_id: int,
     slug: str,
     state: StreamProgress,
-    pages: list[Page],
+    page: Page,
 ) -> None:
-    """Store pages in order, each with the checkpoint after it, in one transaction.
-
-    Pages fetched ahead are stored together: on SQLite every transaction waits for the
-    writer lock, which the processing side holds for seconds at a time.
-    """
-    after = replace(state)
+    done = page.checkpoint is None
     with engine.begin() as conn:
-        for page in pages:
-            done = page.checkpoint is None
-            if page.records:
-                accept(
-                    conn,
-                    source_id=source_id,
-                    kind=pull_kind(slug, after.stream),
-                    headers=_context(page),
-                    body=orjson.dumps({"stream": after.stream, "records": page.records}),
-                    idempotency_key=f"pull:{after.stream}:{after.run}:{after.pages}",
-                )
-            moved = conn.execute(
-                update(connection_streams)
-                .where(
-                    connection_streams.c.connection_id == connection_id,
-                    connection_streams.c.stream == after.stream,
-                    connection_streams.c.run == after.run,
-                    connection_streams.c.pages == after.pages,
-                )
-                .values(
-                    checkpoint=page.next_run if done else page.checkpoint,
-                    pages=after.pages + 1,
-                    records=after.records + len(page.records),
-                    total=page.total if page.total is not None else connection_streams.c.total,
-                    status="done" if done else "running",
-                    finished_at=utcnow() if done else None,
-                    updated_at=utcnow(),
-                )
-            ).rowcount
-            if moved != 1:
-                raise BackfillConflict(
-                    f"stream {after.stream!r} of connection {connection_id} was moved by "
-                    "another backfill; this one stops"
-                )
-            after.pages += 1
-            after.records += len(page.records)
-            after.total = page.total if page.total is not None else after.total
-            after.status = "done" if done else "running"
-    # Only once committed does the caller's view move.
-    state.pages, state.records, state.total, state.status = (
-        after.pages, after.records, after.total, after.status
-    )
+        if page.records:
+            accept(
+                conn,
+                source_id=source_id,
+                kind=pull_kind(slug, state.stream),
+                headers=_context(page),
+                body=orjson.dumps({"stream": state.stream, "records": page.records}),
+                idempotency_key=f"pull:{state.stream}:{state.run}:{state.pages}",
+            )
+        moved = conn.execute(
+            update(connection_streams)
+            .where(
+                connection_streams.c.connection_id == connection_id,
+                connection_streams.c.stream == state.stream,
+                connection_streams.c.run == state.run,
+                connection_streams.c.pages == state.pages,
+            )
+            .values(
+                checkpoint=page.next_run if done else page.checkpoint,
+                pages=state.pages + 1,
+                records=state.records + len(page.records),
+                total=page.total if page.total is not None else connection_streams.c.total,
+                status="done" if done else "running",
+                finished_at=utcnow() if done else None,
+                updated_at=utcnow(),
+            )
+        ).rowcount
+        if moved != 1:
+            raise BackfillConflict(
+                f"stream {state.stream!r} of connection {connection_id} was moved by another "
+                "backfill; this one stops"
+            )
+    state.pages += 1
+    state.records += len(page.records)
+    state.total = page.total if page.total is not None else state.total
+    state.status = "done" if done else "running"
 
 
 def _fail_stream(engine: Engine, connection_id: int, stream: str, error: str) -> None:
@@ -244,15 +233,15 @@ def backfill(
                 progress(state)
             start = _checkpoint(engine, info.id, stream)
             try:
-                with prefetched(connector.pull(http, settings, stream, start)) as batches:
-                    for pages in batches:
-                        _store_pages(
+                with prefetched(connector.pull(http, settings, stream, start)) as pages:
+                    for page in pages:
+                        _store_page(
                             engine,
                             connection_id=info.id,
                             source_id=info.source_id,
                             slug=info.platform,
                             state=state,
-                            pages=pages,
+                            page=page,
                         )
                         if progress:
                             progress(state)

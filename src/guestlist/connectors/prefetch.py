@@ -4,8 +4,7 @@ A pull is a chain: ask the vendor, wait, parse, store the page with its checkpoi
 ask again. Storing waits for the database (on SQLite, for whoever holds the write
 lock) and asking waits for the vendor; run one after the other, each waits for the
 other too. `prefetched` runs the connector's page generator in a thread of its own, a
-few pages ahead, so the two waits overlap, and hands over every page already fetched
-at once, to be stored in one transaction. Pages still reach the caller in order, so
+few pages ahead, so the two waits overlap. Pages still reach the caller in order, so
 checkpoints move exactly as before; pages fetched but not stored when the run ends are
 fetched again by the next one, from the last stored checkpoint.
 """
@@ -35,9 +34,8 @@ class _Failed:
 
 
 @contextmanager
-def prefetched(pages: Iterator[T], ahead: int = AHEAD) -> Iterator[Iterator[list[T]]]:
-    """Iterate `pages` through a bounded queue filled by a thread, in lists: each the
-    next page and whichever after it are already fetched (at most `ahead`).
+def prefetched(pages: Iterator[T], ahead: int = AHEAD) -> Iterator[Iterator[T]]:
+    """Iterate `pages` through a bounded queue filled by a thread.
 
     An error raised by the generator reaches the caller after the pages fetched
     before it. Leaving the block early (an error while storing, a stop) closes the
@@ -69,28 +67,14 @@ def prefetched(pages: Iterator[T], ahead: int = AHEAD) -> Iterator[Iterator[list
             if close is not None:
                 close()
 
-    def consume() -> Iterator[list[T]]:
-        finished: BaseException | bool = False
-        while finished is False:
-            batch: list[T] = []
-            item = handoff.get()  # wait for one, then take what else is ready
-            while True:
-                if item is _END:
-                    finished = True
-                elif isinstance(item, _Failed):
-                    finished = item.error
-                else:
-                    batch.append(item)  # type: ignore[arg-type]
-                if finished is not False or len(batch) >= ahead:
-                    break
-                try:
-                    item = handoff.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                yield batch
-        if isinstance(finished, BaseException):
-            raise finished
+    def consume() -> Iterator[T]:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failed):
+                raise item.error
+            yield item  # type: ignore[misc]
 
     worker = threading.Thread(target=produce, name="guestlist-prefetch", daemon=True)
     worker.start()
