@@ -135,6 +135,16 @@ def bad_body(field: str, message: str, delivery_id: str | None = None) -> Webhoo
     return WebhookRejected(400, "invalid_body", message, field=field, delivery_id=delivery_id)
 
 
+def required_str(
+    body: Mapping[str, Any], field: str, message: str, delivery_id: str | None = None
+) -> str:
+    """`body[field]` when it is a non-empty string, or a 400 naming `field`."""
+    value = body.get(field)
+    if not isinstance(value, str) or not value:
+        raise bad_body(field, message, delivery_id)
+    return value
+
+
 def json_object(body: bytes, delivery_id: str | None = None) -> dict[str, Any]:
     """A delivery's body as a JSON object, or a 400 naming `body`."""
     try:

@@ -22,6 +22,7 @@ from guestlist.connectors.base import (
     bad_body,
     checked_topic,
     no_secret,
+    required_str,
 )
 from guestlist.connectors.drift import client as api
 from guestlist.connectors.drift.jobs import enqueue_lookup
@@ -92,10 +93,7 @@ class DriftConnector(Connector):
             raise WebhookRejected(403, "wrong_account",
                                   f"an event for Drift organization {org!r}, not this one",
                                   field="orgId")
-        kind = body.get("type")
-        if not isinstance(kind, str) or not kind:
-            raise bad_body("type", "type is required")
-        topic = checked_topic(kind, "type")
+        topic = checked_topic(required_str(body, "type", "type is required"), "type")
         if topic not in TOPICS:
             raise WebhookRejected(
                 400, "unsupported_topic",

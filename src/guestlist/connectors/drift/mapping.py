@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from guestlist.canonical import CanonicalEvent, ExternalId
+from guestlist.connectors._mapping import event_maker
 from guestlist.connectors.base import topic_of
 from guestlist.inbox.store import InboxEnvelope
 
@@ -107,25 +107,6 @@ def contact_ids(contact_id: str, traits: dict[str, Any]) -> list[ExternalId]:
     return ids
 
 
-def _maker(
-    envelope: InboxEnvelope, when: datetime, external: list[ExternalId]
-) -> Callable[..., CanonicalEvent]:
-    def event(kind: str, message_id: str, **fields: Any) -> CanonicalEvent:
-        return CanonicalEvent(
-            type=kind,
-            message_id=message_id,
-            timestamp=when,
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            external_ids=list(external),
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-            **fields,
-        )
-
-    return event
-
-
 def contact_of(data: Any) -> dict[str, Any]:
     """The contact of a contact event: `data` itself, or `data.contact`."""
     if not isinstance(data, dict):
@@ -148,7 +129,7 @@ def contact_events(topic: str, data: Any, envelope: InboxEnvelope) -> list[Canon
         raise DriftPayloadError("data.attributes.email", "missing")
     stamp = contact.get("updatedAt") or contact.get("createdAt")
     when = millis(stamp, "data.createdAt") if stamp else envelope.received_at
-    event = _maker(envelope, when, contact_ids(contact_id, traits))
+    event = event_maker(envelope, when, contact_ids(contact_id, traits))
     key = traits.get("email", "")
     return [event("identify", f"{CONTACT_NS}:{contact_id}:{topic}:{int(when.timestamp())}:{key}",
                   traits=traits)]
@@ -193,7 +174,7 @@ def message_events(data: Any, envelope: InboxEnvelope) -> list[CanonicalEvent]:
         for ours, theirs in (("url", "href"), ("page_title", "title")):
             if _text(context.get(theirs)):
                 props[ours] = context[theirs]
-    event = _maker(envelope, when, contact_ids(contact_id, traits))
+    event = event_maker(envelope, when, contact_ids(contact_id, traits))
     return [event("track", props["message_id"], name=MESSAGE, properties=props,
                   context={"traits": context_traits})]
 

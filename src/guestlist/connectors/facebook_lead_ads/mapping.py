@@ -25,6 +25,7 @@ import orjson
 
 from guestlist.canonical import CanonicalEvent, ExternalId
 from guestlist.capture.tracking_parse import parse_timestamp
+from guestlist.connectors._mapping import event_maker
 from guestlist.connectors.base import PULL_KIND, pulled_page, topic_of
 from guestlist.inbox.store import InboxEnvelope
 
@@ -193,18 +194,7 @@ def lead_events(body: dict[str, Any], envelope: InboxEnvelope) -> list[Canonical
     base = f"{LEAD_NS}:{lead_id}"
     external = [ExternalId(LEAD_NS, lead_id)]
 
-    def event(kind: str, message_id: str, **fields: Any) -> CanonicalEvent:
-        return CanonicalEvent(
-            type=kind,
-            message_id=message_id,
-            timestamp=when,
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            external_ids=list(external),
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-            **fields,
-        )
+    event = event_maker(envelope, when, external)
 
     form_id = lead.get("form_id") or leadgen.get("form_id")
     props: dict[str, Any] = {"leadgen_id": lead_id}

@@ -25,6 +25,7 @@ import orjson
 
 from guestlist.canonical import CanonicalEvent, ExternalId
 from guestlist.capture.tracking_parse import parse_timestamp
+from guestlist.connectors._mapping import event_maker
 from guestlist.connectors.base import PULL_KIND, pulled_page, topic_of
 from guestlist.connectors.google_sheets.settings import header_key
 from guestlist.inbox.store import InboxEnvelope
@@ -163,17 +164,9 @@ def row_events(
     notes: list[str] = []
 
     def event(kind: str, message_id: str, at: datetime, **fields: Any) -> CanonicalEvent:
-        return CanonicalEvent(
-            type=kind,
-            message_id=message_id,
-            timestamp=at,
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            anonymous_id=anonymous,
-            external_ids=list(external),
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-            **fields,
+        # A consent's time is its own column's, not the row's: the time is per event.
+        return event_maker(envelope, at, external, anonymous_id=anonymous)(
+            kind, message_id, **fields
         )
 
     events: list[CanonicalEvent] = []

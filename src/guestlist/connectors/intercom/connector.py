@@ -23,6 +23,7 @@ from guestlist.connectors.base import (
     json_object,
     missing_header,
     no_secret,
+    required_str,
 )
 from guestlist.connectors.intercom import client as api
 from guestlist.connectors.intercom.mapping import (
@@ -59,17 +60,9 @@ class IntercomConnector(Connector):
         if not is_valid(settings.webhook_secret.get_secret_value(), request.body, given):
             raise bad_signature(SIGNATURE_HEADER)
         body = json_object(request.body)
-        notification = body.get("id")
-        if not isinstance(notification, str) or not notification:
-            raise bad_body("id", "id (the notification id) is required")
-        topic = body.get("topic")
-        if not isinstance(topic, str) or not topic:
-            raise bad_body("topic", "topic is required", notification)
-        try:
-            checked_topic(topic, "topic")
-        except WebhookRejected as exc:
-            exc.delivery_id = notification
-            raise
+        notification = required_str(body, "id", "id (the notification id) is required")
+        topic = required_str(body, "topic", "topic is required", notification)
+        checked_topic(topic, "topic", notification)
         if topic not in TOPICS:
             raise WebhookRejected(
                 400, "unsupported_topic",

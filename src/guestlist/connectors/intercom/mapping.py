@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from guestlist.canonical import CanonicalEvent, ExternalId
+from guestlist.connectors._mapping import event_maker
 from guestlist.connectors.base import PULL_KIND, pulled_page, topic_of
 from guestlist.inbox.store import InboxEnvelope
 
@@ -112,24 +112,6 @@ def _external(contact: dict[str, Any]) -> list[ExternalId]:
     return ids
 
 
-def _maker(envelope: InboxEnvelope, when: datetime, external: list[ExternalId]) -> Callable[
-        ..., CanonicalEvent]:
-    def event(kind: str, message_id: str, **fields: Any) -> CanonicalEvent:
-        return CanonicalEvent(
-            type=kind,
-            message_id=message_id,
-            timestamp=when,
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            external_ids=list(external),
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-            **fields,
-        )
-
-    return event
-
-
 def _contact_id(contact: Any, field: str) -> str:
     if not isinstance(contact, dict):
         raise IntercomPayloadError(field, "expected an object")
@@ -152,7 +134,7 @@ def contact_events(
         when = _epoch(stamp, f"{field}.updated_at")
     base = f"{CONTACT_NS}:{contact_id}:{int(when.timestamp())}"
     traits = contact_traits(contact)
-    event = _maker(envelope, when, _external(contact))
+    event = event_maker(envelope, when, _external(contact))
     events = [event("identify", base, traits=traits)]
     if contact.get("unsubscribed_from_emails") is True:
         props: dict[str, Any] = {
@@ -180,7 +162,7 @@ def tag_events(item: Any, topic: str, envelope: InboxEnvelope) -> list[Canonical
     when = _epoch(item.get("created_at") or tag.get("applied_at"), "data.item.created_at")
     traits = contact_traits(contact)
     contact_ctx = {k: traits[k] for k in ("email", "phone") if k in traits}
-    event = _maker(envelope, when, _external(contact))
+    event = event_maker(envelope, when, _external(contact))
     name = TAG_TOPICS[topic]
     return [event(
         "track",
@@ -251,7 +233,7 @@ def conversation_events(item: Any, topic: str, envelope: InboxEnvelope) -> list[
                 props[ours] = part[theirs]
         if part.get("id"):
             props["intercom_part_id"] = str(part["id"])
-        event = _maker(envelope, when, external)
+        event = event_maker(envelope, when, external)
         events.append(event("track", message_id, name=MESSAGE, properties=props,
                             context={"traits": traits}))
     return events

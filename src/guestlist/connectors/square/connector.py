@@ -23,6 +23,7 @@ from guestlist.connectors.base import (
     json_object,
     missing_header,
     no_secret,
+    required_str,
 )
 from guestlist.connectors.registry import register
 from guestlist.connectors.square import client as api
@@ -54,17 +55,9 @@ class SquareConnector(Connector):
         if not is_valid(settings.webhook_secret.get_secret_value(), url, request.body, given):
             raise bad_signature(SIGNATURE_HEADER)
         body = json_object(request.body)
-        event_id = body.get("event_id")
-        if not isinstance(event_id, str) or not event_id:
-            raise bad_body("event_id", "event_id is required")
-        topic = body.get("type")
-        if not isinstance(topic, str) or not topic:
-            raise bad_body("type", "type is required", event_id)
-        try:
-            checked_topic(topic, "type")
-        except WebhookRejected as exc:
-            exc.delivery_id = event_id
-            raise
+        event_id = required_str(body, "event_id", "event_id is required")
+        topic = required_str(body, "type", "type is required", event_id)
+        checked_topic(topic, "type", event_id)
         if topic not in TOPICS:
             raise WebhookRejected(
                 400,

@@ -21,6 +21,7 @@ import orjson
 
 from guestlist.canonical import CanonicalEvent, ExternalId
 from guestlist.capture.tracking_parse import parse_timestamp
+from guestlist.connectors._mapping import event_maker
 from guestlist.connectors.base import PULL_KIND, pulled_page, topic_of
 from guestlist.inbox.store import InboxEnvelope
 
@@ -136,18 +137,7 @@ def customer_events(customer: Any, envelope: InboxEnvelope) -> list[CanonicalEve
     traits = customer_traits(customer)
     contact = {k: traits[k] for k in ("email", "phone") if k in traits}
 
-    def event(kind: str, message_id: str, **fields: Any) -> CanonicalEvent:
-        return CanonicalEvent(
-            type=kind,
-            message_id=message_id,
-            timestamp=when,
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            external_ids=list(external),
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-            **fields,
-        )
+    event = event_maker(envelope, when, external)
 
     events = [event("identify", base, traits=traits)]
     preferences = customer.get("preferences")
@@ -267,22 +257,11 @@ def order_events(order: Any, envelope: InboxEnvelope) -> list[CanonicalEvent]:
         props["source_name"] = source["name"]
     if order.get("location_id"):
         props["square_location_id"] = order["location_id"]
-    return [
-        CanonicalEvent(
-            type="track",
-            # An order completes once: a later update (a refund, a note) is not a
-            # second purchase, so the id names the state rather than the version.
-            message_id=f"{SLUG}:order:{order_id}:COMPLETED",
-            timestamp=when,
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            name=ORDER_EVENT,
-            properties=props,
-            external_ids=[ExternalId(CUSTOMER_NS, str(customer_id))],
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-        )
-    ]
+    event = event_maker(envelope, when, [ExternalId(CUSTOMER_NS, str(customer_id))])
+    # An order completes once: a later update (a refund, a note) is not a second
+    # purchase, so the id names the state rather than the version.
+    return [event("track", f"{SLUG}:order:{order_id}:COMPLETED", name=ORDER_EVENT,
+                  properties=props)]
 
 
 def _deleted(body: dict[str, Any], envelope: InboxEnvelope) -> list[CanonicalEvent]:
@@ -300,20 +279,10 @@ def _deleted(body: dict[str, Any], envelope: InboxEnvelope) -> list[CanonicalEve
     merge = context.get("merge") if isinstance(context, dict) else None
     if isinstance(merge, dict) and merge.get("to_customer_id"):
         props["merged_into_square_customer_id"] = merge["to_customer_id"]
-    return [
-        CanonicalEvent(
-            type="track",
-            message_id=f"{CUSTOMER_NS}:{customer_id}:deleted",
-            timestamp=_time(body.get("created_at"), "created_at"),
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            name=DELETED_EVENT,
-            properties=props,
-            external_ids=[ExternalId(CUSTOMER_NS, customer_id)],
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-        )
-    ]
+    when = _time(body.get("created_at"), "created_at")
+    event = event_maker(envelope, when, [ExternalId(CUSTOMER_NS, customer_id)])
+    return [event("track", f"{CUSTOMER_NS}:{customer_id}:deleted", name=DELETED_EVENT,
+                  properties=props)]
 
 
 def _data(body: dict[str, Any]) -> dict[str, Any]:

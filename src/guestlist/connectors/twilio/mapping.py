@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from guestlist.canonical import CanonicalEvent
+from guestlist.connectors._mapping import event_maker
 from guestlist.consent.keywords import KeywordKind, classify
 from guestlist.consent.twiml import channel_of
 from guestlist.inbox.store import InboxEnvelope
@@ -143,17 +144,6 @@ def parse_envelope(envelope: InboxEnvelope) -> list[CanonicalEvent]:
             props["keyword"] = match.keyword
         if match.rule:
             props["plain_language_rule"] = match.rule
-    return [
-        CanonicalEvent(
-            type="track",
-            message_id=f"{SLUG}:message:{sid}",
-            timestamp=envelope.received_at,  # Twilio's webhook carries no send time
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            name=EVENT,
-            properties=props,
-            context={"traits": {"phone": number}},
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-        )
-    ]
+    event = event_maker(envelope, envelope.received_at)  # Twilio's webhook carries no send time
+    return [event("track", f"{SLUG}:message:{sid}", name=EVENT, properties=props,
+                  context={"traits": {"phone": number}})]

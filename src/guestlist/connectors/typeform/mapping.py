@@ -29,6 +29,7 @@ import orjson
 
 from guestlist.canonical import CanonicalEvent
 from guestlist.capture.tracking_parse import parse_timestamp
+from guestlist.connectors._mapping import event_maker
 from guestlist.connectors.base import PULL_KIND, pulled_page, topic_of
 from guestlist.inbox.store import InboxEnvelope
 
@@ -186,19 +187,9 @@ def response_events(
             traits[trait] = unmapped.pop(found[0])
     contact = {k: traits[k] for k in ("email", "phone") if k in traits}
 
-    def event(kind: str, message_id: str, **fields: Any) -> CanonicalEvent:
-        return CanonicalEvent(
-            type=kind,
-            message_id=message_id,
-            timestamp=when,
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            # A response without email or phone names nobody we know: its own profile.
-            anonymous_id=None if contact else f"{SLUG}:response:{token}",
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-            **fields,
-        )
+    # A response without email or phone names nobody we know: its own profile.
+    anonymous = None if contact else f"{SLUG}:response:{token}"
+    event = event_maker(envelope, when, anonymous_id=anonymous)
 
     events: list[CanonicalEvent] = []
     if traits:

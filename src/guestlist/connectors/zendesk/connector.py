@@ -25,6 +25,7 @@ from guestlist.connectors.base import (
     json_object,
     missing_header,
     no_secret,
+    required_str,
 )
 from guestlist.connectors.registry import register
 from guestlist.connectors.zendesk import client as api
@@ -111,9 +112,7 @@ class ZendeskConnector(Connector):
                     400, "unsupported_topic",
                     f"guestlist takes Zendesk user events, not {topic!r}; remove it from "
                     "the webhook's subscriptions", field="type", delivery_id=invocation)
-            event_id = body.get("id")
-            if not isinstance(event_id, str) or not event_id:
-                raise bad_body("id", "id (the event id) is required", invocation)
+            event_id = required_str(body, "id", "id (the event id) is required", invocation)
             detail = body.get("detail")
             if not isinstance(detail, dict):
                 raise bad_body("detail", "detail (the user) is required", invocation)

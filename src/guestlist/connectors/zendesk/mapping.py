@@ -19,13 +19,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from guestlist.canonical import CanonicalEvent, ExternalId
+from guestlist.connectors._mapping import event_maker
 from guestlist.connectors.base import PULL_KIND, pulled_page, topic_of
 from guestlist.inbox.store import InboxEnvelope
 
@@ -122,25 +122,6 @@ def _external(user_id: str, user: dict[str, Any]) -> list[ExternalId]:
     return ids
 
 
-def _maker(
-    envelope: InboxEnvelope, when: datetime, external: list[ExternalId]
-) -> Callable[..., CanonicalEvent]:
-    def event(kind: str, message_id: str, **fields: Any) -> CanonicalEvent:
-        return CanonicalEvent(
-            type=kind,
-            message_id=message_id,
-            timestamp=when,
-            received_at=envelope.received_at,
-            source_id=envelope.source_id,
-            external_ids=list(external),
-            inbox_id=envelope.id,
-            default_region=envelope.default_region,
-            **fields,
-        )
-
-    return event
-
-
 def _user_id(user: Any, field: str) -> str:
     if not isinstance(user, dict):
         raise ZendeskPayloadError(field, "expected an object")
@@ -162,7 +143,7 @@ def user_events(user: Any, envelope: InboxEnvelope, *, field: str) -> list[Canon
     if not is_customer(user):
         return []
     when = parse_time(user.get("updated_at") or user.get("created_at"), f"{field}.updated_at")
-    event = _maker(envelope, when, _external(user_id, user))
+    event = event_maker(envelope, when, _external(user_id, user))
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     return [event("identify", f"{USER_NS}:{user_id}:{stamp}", traits=user_traits(user))]
 
@@ -193,7 +174,7 @@ def subscription_events(body: dict[str, Any], envelope: InboxEnvelope) -> list[C
         traits["zendesk_active"] = change["current"]
     if name == "user.deleted":
         traits["zendesk_active"] = False
-    event = _maker(envelope, when, _external(user_id, detail))
+    event = event_maker(envelope, when, _external(user_id, detail))
     return [event("identify", f"zendesk:event:{event_id}", traits=traits,
                   context={"zendesk_event": name})]
 
@@ -241,7 +222,7 @@ def ticket_events(body: dict[str, Any], envelope: InboxEnvelope) -> list[Canonic
     for key, value in body.items():  # the admin's own template fields, kept
         if key not in TEMPLATE_FIELDS and key not in props:
             props[key] = value
-    event = _maker(envelope, when, external)
+    event = event_maker(envelope, when, external)
     return [event("track", props["message_id"], name=MESSAGE, properties=props,
                   context={"traits": traits})]
 
