@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from tests.connectors.conftest import App
+from tests.connectors.helpers import add_connection, connection_log, sample_readers, samples_dir
 from tests.fakes.drift import TOKEN
 
-SAMPLES = Path(__file__).resolve().parents[3] / "src/guestlist/connectors/drift/samples"
+SAMPLES = samples_dir("drift")
 VERIFICATION = "drift-verification-token-for-tests"  # the samples carry it
-
-
-def sample_bytes(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
-
-
-def sample(name: str) -> Any:
-    return json.loads(sample_bytes(name))
+sample_bytes, sample = sample_readers(SAMPLES)
 
 
 def settings(**overrides: Any) -> dict[str, Any]:
@@ -26,13 +19,8 @@ def settings(**overrides: Any) -> dict[str, Any]:
 
 
 def connect(app: App, **overrides: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "drift", "name": "Cellar chat", "settings": settings(**overrides)},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    return int(add_connection(app.client, app.admin, "drift", "Cellar chat",
+                              settings(**overrides))["id"])
 
 
 def deliver(app: App, cid: int | str, body: bytes, *, header: str | None = VERIFICATION) -> Any:
@@ -49,6 +37,4 @@ def with_(name: str, **changes: Any) -> bytes:
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import Engine
@@ -15,21 +15,9 @@ from guestlist.connectors.base import ConnectorError
 from guestlist.connectors.drift import client as api
 from guestlist.connectors.drift.settings import DriftSettings
 from tests.connectors.drift.helpers import settings
+from tests.connectors.helpers import FakeTime
 from tests.fakes import serve
 from tests.fakes.drift import DriftFake
-
-
-@dataclass
-class FakeTime:
-    now: float = 1_767_225_600.0
-    waits: list[float] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
 
 
 @dataclass
@@ -50,7 +38,7 @@ class Served:
 
 @pytest.fixture
 def drift() -> Iterator[Served]:
-    time = FakeTime()
+    time = FakeTime(now=1_767_225_600.0)
     fake = DriftFake(clock=time.clock, capacity=5, leak=2.0)
     with serve(fake.app) as url:
         yield Served(fake, url, time)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -11,14 +10,18 @@ from sqlalchemy import select
 from guestlist.connectors.facebook_lead_ads.signature import SIGNATURE_HEADER, sign
 from guestlist.store.tables import jobs
 from tests.connectors.conftest import App
-from tests.connectors.square.helpers import (  # the same database reads
+from tests.connectors.helpers import (  # the database reads the connector tests share
+    add_connection,
     age_of,
+    connection_log,
     consent_of,
     count_events,
     events_of,
     inbox_rows,
     live_profiles,
     profile_of,
+    sample_readers,
+    samples_dir,
     traits_of,
 )
 from tests.fakes.facebook import TOKEN
@@ -28,9 +31,7 @@ __all__ = [
     "profile_of", "traits_of",
 ]
 
-SAMPLES = (
-    Path(__file__).resolve().parents[3] / "src/guestlist/connectors/facebook_lead_ads/samples"
-)
+SAMPLES = samples_dir("facebook_lead_ads")
 SECRET = "fb-test-app-secret"
 VERIFY = "guestlist-verify-5e1f"
 CHECKBOXES = {
@@ -39,13 +40,7 @@ CHECKBOXES = {
     "partner_offers": {"channel": "email"},
 }
 
-
-def sample_bytes(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
-
-
-def sample(name: str) -> Any:
-    return json.loads(sample_bytes(name))
+sample_bytes, sample = sample_readers(SAMPLES)
 
 
 def settings(**overrides: Any) -> dict[str, Any]:
@@ -79,14 +74,8 @@ def leadgen_body(*leads: tuple[str, str], page_id: str = "104233165087761") -> b
 
 
 def connect(app: App, name: str = "Cellar ads", **overrides: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "facebook_lead_ads", "name": name,
-              "settings": settings(**overrides)},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    return int(add_connection(app.client, app.admin, "facebook_lead_ads", name,
+                              settings(**overrides))["id"])
 
 
 def deliver(app: App, cid: int | str, body: bytes, *, secret: str = SECRET) -> Any:
@@ -95,9 +84,7 @@ def deliver(app: App, cid: int | str, body: bytes, *, secret: str = SECRET) -> A
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid)
 
 
 def job_rows(app: App) -> list[Any]:

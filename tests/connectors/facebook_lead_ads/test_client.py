@@ -13,22 +13,10 @@ from guestlist.connectors.base import ConnectorError
 from guestlist.connectors.facebook_lead_ads import client as api
 from guestlist.connectors.facebook_lead_ads.settings import FacebookLeadAdsSettings
 from tests.connectors.facebook_lead_ads.helpers import settings
+from tests.connectors.helpers import FakeTime
 from tests.fakes import serve
 from tests.fakes.facebook import PAGE, GraphFake
 from tests.fakes.facebook import sample as fake_sample
-
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.waits: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from guestlist.connectors import connections
 from guestlist.connectors._http.client import VendorClient, VendorError
@@ -17,7 +17,6 @@ from guestlist.connectors.backfill import backfill
 from guestlist.connectors.facebook_lead_ads import client as api
 from guestlist.connectors.facebook_lead_ads.settings import FacebookLeadAdsSettings
 from guestlist.pipeline import process_all
-from guestlist.store.tables import connection_streams
 from tests.connectors.facebook_lead_ads.helpers import (
     consent_of,
     count_events,
@@ -25,6 +24,7 @@ from tests.connectors.facebook_lead_ads.helpers import (
     profile_of,
     settings,
 )
+from tests.connectors.helpers import stream_row
 from tests.fakes import serve
 from tests.fakes.facebook import PAGE, GraphFake
 
@@ -52,13 +52,6 @@ def client(graph: tuple[GraphFake, str]) -> Iterator[VendorClient]:
     made = FacebookLeadAdsSettings.model_validate(config(graph[1]))
     with api.make_client(made, limiter=Unlimited(), sleep=lambda s: None) as c:
         yield c
-
-
-def stream_row(engine: Engine, cid: int) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(
-            select(connection_streams).where(connection_streams.c.connection_id == cid)
-        ).one()
 
 
 def lead_calls(fake: GraphFake) -> list[dict[str, str]]:

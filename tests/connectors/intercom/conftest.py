@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import httpx
 import pytest
@@ -12,43 +11,26 @@ from guestlist.connectors._http.client import VendorClient
 from guestlist.connectors._http.ratelimit import Budget, TokenBucket
 from guestlist.connectors.intercom.client import BURST, RATE_PER_SECOND, make_client, rate_budget
 from guestlist.connectors.intercom.settings import IntercomSettings
+from tests.connectors.helpers import FakeTime, served
+from tests.connectors.helpers import Served as ServedFake
 from tests.connectors.intercom.helpers import settings
-from tests.fakes import serve
 from tests.fakes.intercom import EPOCH, IntercomFake
 
-
-@dataclass
-class FakeTime:
-    """A clock (epoch seconds) the limiter and the fake read; sleep only moves it."""
-
-    now: float = float(EPOCH + 100_000)
-    waits: list[float] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
-@dataclass
-class Served:
-    fake: IntercomFake
-    url: str
+Served = ServedFake[IntercomFake]
 
 
 @pytest.fixture
 def fake_time() -> FakeTime:
-    return FakeTime()
+    """A clock (epoch seconds) the limiter and the fake read; sleep only moves it."""
+    return FakeTime(now=float(EPOCH + 100_000))
 
 
 @pytest.fixture
 def intercom(fake_time: FakeTime) -> Iterator[Served]:
     """The fake; a test that leaves spec violations behind fails."""
     fake = IntercomFake(count=40, clock=fake_time.clock)
-    with serve(fake.app) as url:
-        yield Served(fake, url)
+    with served(fake) as it:
+        yield it
     assert fake.violations == [], "requests the Intercom spec does not allow"
 
 

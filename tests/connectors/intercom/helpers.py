@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from guestlist.connectors.intercom.signature import SIGNATURE_HEADER, sign
 from tests.connectors.conftest import App
+from tests.connectors.helpers import add_connection, connection_log, sample_readers, samples_dir
 from tests.fakes.intercom import TOKEN
 
-SAMPLES = Path(__file__).resolve().parents[3] / "src/guestlist/connectors/intercom/samples"
+SAMPLES = samples_dir("intercom")
 SECRET = "intercom-test-client-secret"
-
-
-def sample_bytes(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
-
-
-def sample(name: str) -> Any:
-    return json.loads(sample_bytes(name))
+sample_bytes, sample = sample_readers(SAMPLES)
 
 
 def settings(**overrides: Any) -> dict[str, Any]:
@@ -27,13 +19,7 @@ def settings(**overrides: Any) -> dict[str, Any]:
 
 
 def connect(app: App, name: str = "Cellar chat", **overrides: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "intercom", "name": name, "settings": settings(**overrides)},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    return int(add_connection(app.client, app.admin, "intercom", name, settings(**overrides))["id"])
 
 
 def deliver(app: App, cid: int | str, body: bytes, *, secret: str = SECRET) -> Any:
@@ -43,6 +29,4 @@ def deliver(app: App, cid: int | str, body: bytes, *, secret: str = SECRET) -> A
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid)

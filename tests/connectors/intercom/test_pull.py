@@ -3,11 +3,9 @@ rate-limited."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from guestlist.connectors import connections
 from guestlist.connectors._http.client import VendorClient, VendorError
@@ -15,10 +13,15 @@ from guestlist.connectors._http.ratelimit import Unlimited
 from guestlist.connectors.backfill import backfill
 from guestlist.connectors.intercom import client as api
 from guestlist.pipeline import process_all
-from guestlist.store.tables import connection_streams
+from tests.connectors.helpers import (
+    count_events,
+    live_profiles,
+    profile_of,
+    stream_row,
+    traits_of,
+)
 from tests.connectors.intercom.conftest import FakeTime, Served, intercom_settings
 from tests.connectors.intercom.helpers import settings
-from tests.connectors.square.helpers import count_events, live_profiles, profile_of, traits_of
 from tests.fakes.intercom import EPOCH, TAGS, contact_id
 
 N = 40
@@ -33,13 +36,6 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
 def connect(engine: Engine, intercom: Served) -> int:
     info, _ = connections.add(engine, "intercom", "Cellar chat", settings(base_url=intercom.url))
     return info.id
-
-
-def checkpoint(engine: Engine, cid: int) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(
-            select(connection_streams).where(connection_streams.c.connection_id == cid)
-        ).one()
 
 
 def test_full_backfill_then_an_incremental_run(
@@ -65,7 +61,7 @@ def test_full_backfill_then_an_incremental_run(
     }
     assert fake.searches[1]["pagination"]["starting_after"]
     newest = EPOCH + 1000 + (N - 1) * 60
-    assert orjson.loads(checkpoint(engine, cid).checkpoint) == {"since": newest - api.OVERLAP}
+    assert orjson.loads(stream_row(engine, cid).checkpoint) == {"since": newest - api.OVERLAP}
 
     # The next run asks only for what changed since the watermark (minus the overlap).
     fake.touch(3, newest + 120)
@@ -90,7 +86,7 @@ def test_killed_midway_then_resumed_has_no_gap_and_no_duplicate(
     fake.fail_search[2] = [500] * 20  # the third page fails beyond the client's retries
     with pytest.raises(VendorError):
         backfill(engine, cid, client=client)
-    row = checkpoint(engine, cid)
+    row = stream_row(engine, cid)
     assert (row.status, row.pages, row.records) == ("failed", 2, 2 * PER_PAGE)
     saved = orjson.loads(row.checkpoint)
     assert saved["cursor"] and saved["seen_max"]

@@ -6,14 +6,8 @@ import json
 
 from guestlist.pipeline import process_all
 from tests.connectors.conftest import App
-from tests.connectors.intercom.helpers import (
-    connect,
-    deliver,
-    log_of,
-    sample,
-    sample_bytes,
-)
-from tests.connectors.square.helpers import (
+from tests.connectors.helpers import (
+    add_connection,
     consent_of,
     count_events,
     events_of,
@@ -21,6 +15,13 @@ from tests.connectors.square.helpers import (
     live_profiles,
     profile_of,
     traits_of,
+)
+from tests.connectors.intercom.helpers import (
+    connect,
+    deliver,
+    log_of,
+    sample,
+    sample_bytes,
 )
 
 CONTACT = "contact.user.created__from_spec_example.CONSTRUCTED.json"
@@ -120,14 +121,9 @@ def _refusals(app: App) -> None:
 
 
 def _without_the_client_secret(app: App) -> None:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "intercom", "name": "No secret",
-              "settings": {"access_token": "x", "region": "eu"}},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    refused = deliver(app, r.json()["id"], sample_bytes(CONTACT))
+    added = add_connection(app.client, app.admin, "intercom", "No secret",
+                           {"access_token": "x", "region": "eu"})
+    refused = deliver(app, added["id"], sample_bytes(CONTACT))
     assert refused.status_code == 409 and refused.json()["error"]["field"] == "webhook_secret"
     bad = app.client.post(
         "/api/connections",

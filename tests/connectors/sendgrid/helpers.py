@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from tests.connectors.conftest import App
+from tests.connectors.helpers import add_connection, connection_log, sample_readers, samples_dir
 
-SAMPLES = Path(__file__).resolve().parents[3] / "src/guestlist/connectors/sendgrid/samples"
+SAMPLES = samples_dir("sendgrid")
 SECRET = "sendgrid-test-path-secret-0123456789"
 
 DEFAULT = "inbound_parse_default_data.multipart.txt"
@@ -24,21 +24,12 @@ CONTENT_TYPES = {
     AUTO_REPLY: "multipart/form-data; boundary=----SGInboundParse7f3a",
     BOUNCE: "multipart/form-data; boundary=----SGInboundParse7f3a",
 }
-
-
-def sample_bytes(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
+sample_bytes = sample_readers(SAMPLES)[0]
 
 
 def connect(app: App, name: str = "Parse inbox", **settings: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "sendgrid", "name": name,
-              "settings": {"webhook_secret": SECRET, **settings}},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    return int(add_connection(app.client, app.admin, "sendgrid", name,
+                              {"webhook_secret": SECRET, **settings})["id"])
 
 
 def post(
@@ -57,7 +48,4 @@ def post_sample(app: App, cid: int | str, name: str, **kwargs: Any) -> Any:
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    assert r.status_code == 200, r.text
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid, check=True)

@@ -11,6 +11,13 @@ from guestlist.api.hooks import MAX_BODY
 from guestlist.pipeline import process_all
 from guestlist.store.tables import consent_records, events, inbox
 from tests.connectors.conftest import App
+from tests.connectors.helpers import (
+    events_of,
+    inbox_rows,
+    live_profiles,
+    profile_of,
+    traits_of,
+)
 from tests.connectors.sendgrid.helpers import (
     AUTO_REPLY,
     BOUNCE,
@@ -24,13 +31,6 @@ from tests.connectors.sendgrid.helpers import (
     post,
     post_sample,
     sample_bytes,
-)
-from tests.connectors.square.helpers import (
-    events_of,
-    inbox_rows,
-    live_profiles,
-    profile_of,
-    traits_of,
 )
 
 

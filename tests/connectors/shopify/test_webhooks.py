@@ -8,6 +8,7 @@ import orjson
 
 from guestlist.pipeline import process_all
 from tests.connectors.conftest import App
+from tests.connectors.helpers import add_connection, connection_log
 from tests.connectors.shopify.helpers import (
     SECRET,
     consent_of,
@@ -22,15 +23,10 @@ from tests.fakes.shopify import sample, webhook_headers
 
 
 def connect(app: App, **overrides: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "shopify", "name": "Bottle Shop", "settings": settings(**overrides)},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    assert "access_token" in r.json()["secrets_set"]
-    assert "access_token" not in r.json()["settings"]
-    return int(r.json()["id"])
+    body = add_connection(app.client, app.admin, "shopify", "Bottle Shop", settings(**overrides))
+    assert "access_token" in body["secrets_set"]
+    assert "access_token" not in body["settings"]
+    return int(body["id"])
 
 
 def deliver(app: App, cid: int | str, body: bytes, **headers: Any) -> Any:
@@ -40,9 +36,7 @@ def deliver(app: App, cid: int | str, body: bytes, **headers: Any) -> Any:
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid)
 
 
 def customer_body(**changes: Any) -> bytes:

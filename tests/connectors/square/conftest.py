@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -12,30 +11,13 @@ from guestlist.connectors._http.client import VendorClient
 from guestlist.connectors._http.ratelimit import TokenBucket
 from guestlist.connectors.square.client import BURST, RATE_PER_SECOND, make_client
 from guestlist.connectors.square.settings import SquareSettings
+from tests.connectors.helpers import FakeTime
+from tests.connectors.helpers import Served as ServedFake
 from tests.connectors.square.helpers import settings
 from tests.fakes import serve
 from tests.fakes.square import SquareFake
 
-
-@dataclass
-class FakeTime:
-    """A clock the limiter reads and a sleep that only records and moves it."""
-
-    now: float = 1000.0
-    waits: list[float] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
-@dataclass
-class Served:
-    fake: SquareFake
-    url: str
+Served = ServedFake[SquareFake]
 
 
 class _Switch:

@@ -7,14 +7,14 @@ from typing import Any
 
 import orjson
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from guestlist.connectors import connections
 from guestlist.connectors._http.client import VendorClient, VendorError
 from guestlist.connectors.backfill import backfill
 from guestlist.connectors.square import client as api
 from guestlist.pipeline import process_all
-from guestlist.store.tables import connection_streams
+from tests.connectors.helpers import stream_row
 from tests.connectors.square.conftest import Served
 from tests.connectors.square.helpers import (
     count_events,
@@ -38,16 +38,6 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
 def connect(engine: Engine, square: Served) -> int:
     info, _ = connections.add(engine, "square", "Corner Store", settings(base_url=square.url))
     return info.id
-
-
-def stream(engine: Engine, cid: int) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(
-            select(connection_streams).where(
-                connection_streams.c.connection_id == cid,
-                connection_streams.c.stream == "customers",
-            )
-        ).one()
 
 
 def searches(square: Served) -> list[dict[str, Any]]:
@@ -74,7 +64,7 @@ def test_full_backfill_then_an_incremental_run(
                      "query": {"sort": {"field": "CREATED_AT", "order": "ASC"}}}
     # The next run starts OVERLAP before the newest change seen (search lags writes).
     newest = EPOCH + timedelta(minutes=N - 1)
-    assert orjson.loads(stream(engine, cid).checkpoint) == {
+    assert orjson.loads(stream_row(engine, cid, "customers").checkpoint) == {
         "since": iso(newest - api.OVERLAP)
     }
 
@@ -107,7 +97,7 @@ def test_killed_midway_then_resumed_has_no_gap_and_no_duplicate(
     fault = square.fake.fail("POST", "/v2/customers/search", 500, after=2, times=100)
     with pytest.raises(VendorError):
         backfill(engine, cid, client=client, streams=["customers"])
-    row = stream(engine, cid)
+    row = stream_row(engine, cid, "customers")
     assert (row.status, row.pages, row.records) == ("failed", 2, 2 * LIMIT)
     saved = orjson.loads(row.checkpoint)
     assert saved["cursor"] and saved["seen_max"]

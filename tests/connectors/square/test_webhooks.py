@@ -7,6 +7,7 @@ from typing import Any
 
 from guestlist.pipeline import process_all
 from tests.connectors.conftest import PUBLIC_URL, App
+from tests.connectors.helpers import add_connection, connection_log
 from tests.connectors.square.helpers import (
     SECRET,
     age_of,
@@ -27,15 +28,10 @@ UNSUBSCRIBED = "customer.updated__unsubscribed_yearless_birthday.CONSTRUCTED.jso
 
 
 def connect(app: App, **overrides: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "square", "name": "Corner Store", "settings": settings(**overrides)},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    assert sorted(r.json()["secrets_set"]) == ["access_token", "webhook_secret"]
-    assert "access_token" not in r.json()["settings"]
-    return int(r.json()["id"])
+    body = add_connection(app.client, app.admin, "square", "Corner Store", settings(**overrides))
+    assert sorted(body["secrets_set"]) == ["access_token", "webhook_secret"]
+    assert "access_token" not in body["settings"]
+    return int(body["id"])
 
 
 def hook_url(cid: int | str) -> str:
@@ -51,9 +47,7 @@ def deliver(
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid)
 
 
 def test_test_notification_accepted_and_redelivery_stored_once(app: App) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 from guestlist.consent.twiml import EMPTY_RESPONSE
 from guestlist.keys import create_key
 from tests.conftest import LiveServer
+from tests.connectors.helpers import add_connection
 from tests.connectors.twilio.helpers import (
     PHONE,
     customer,
@@ -45,17 +46,13 @@ def test_keywords_and_messages_on_a_live_server(
     ann = customer(engine, "ann", PHONE, "sms", "whatsapp")
     server = live_server_factory(env={"GUESTLIST_PUBLIC_URL": PUBLIC}).start()
     http = httpx.Client(base_url=server.url, timeout=30)
-    r = http.post(
-        "/api/connections",
-        json={
-            "platform": "twilio",
-            "name": "Short code",
-            "settings": settings(twilio_answers_keywords=False),  # we answer every keyword
-        },
-        headers={"Authorization": f"Bearer {admin}"},
-    )
-    assert r.status_code == 201, r.text
-    cid = r.json()["id"]
+    cid = add_connection(
+        http,
+        {"Authorization": f"Bearer {admin}"},
+        "twilio",
+        "Short code",
+        settings(twilio_answers_keywords=False),  # we answer every keyword
+    )["id"]
     path = f"/hooks/twilio/{cid}"
 
     def text(body: str, sid: str, *, signed_for: str = PUBLIC + path, **kw: Any) -> Any:

@@ -12,6 +12,7 @@ from guestlist.consent.twiml import EMPTY_RESPONSE
 from guestlist.pipeline import process_all
 from guestlist.store.tables import inbox
 from tests.connectors.conftest import PUBLIC_URL, App
+from tests.connectors.helpers import add_connection, connection_log
 from tests.connectors.twilio.helpers import (
     ACCOUNT,
     PHONE,
@@ -30,14 +31,9 @@ STOP_CONFIRMATION = "You are unsubscribed and will get no more marketing message
 
 
 def connect(app: App, **overrides: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "twilio", "name": "Shop line", "settings": settings(**overrides)},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    assert r.json()["secrets_set"] == ["webhook_secret"]
-    return int(r.json()["id"])
+    body = add_connection(app.client, app.admin, "twilio", "Shop line", settings(**overrides))
+    assert body["secrets_set"] == ["webhook_secret"]
+    return int(body["id"])
 
 
 def hook_url(cid: int | str) -> str:
@@ -50,9 +46,7 @@ def deliver(app: App, cid: int | str, params: dict[str, str], **headers: str) ->
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid)
 
 
 def inbox_count(engine: Engine) -> int:

@@ -12,17 +12,19 @@ from sqlalchemy import Engine, func, select
 
 import guestlist.connectors.typeform as package
 from guestlist.connectors.typeform.connector import signature
-from guestlist.store.tables import (
-    age_records,
-    consent_records,
-    consent_texts,
-    events,
-    identifiers,
-    inbox,
-    profiles,
-    traits,
-)
+from guestlist.store.tables import consent_records, consent_texts, events
 from tests.connectors.conftest import App
+from tests.connectors.helpers import (  # the database reads the connector tests share
+    add_connection,
+    age_of,
+    connection_log,
+    inbox_rows,
+    live_profiles,
+    profile_of,
+    traits_of,
+)
+
+__all__ = ["age_of", "inbox_rows", "live_profiles", "profile_of", "traits_of"]
 
 SAMPLES = Path(package.__file__).parent / "samples"
 SIGNUP = "form_response.shop_signup.CONSTRUCTED.json"
@@ -53,13 +55,7 @@ def sample(name: str) -> dict[str, Any]:
 def connect(app: App, name: str = "Bottle Shop forms", **settings: Any) -> tuple[int, str]:
     """A connection over the API; returns its id and the webhook secret we generated."""
     body = {"forms": {"Bt1Club": SIGNUP_FORM, "lT4Z3j": {}}, **settings}
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "typeform", "name": name, "settings": body},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    data = r.json()
+    data = add_connection(app.client, app.admin, "typeform", name, body)
     return int(data["id"]), data.get("webhook_secret") or settings["webhook_secret"]
 
 
@@ -72,22 +68,7 @@ def deliver(app: App, cid: int, payload: dict[str, Any] | bytes, secret: str,
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    assert r.status_code == 200, r.text
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
-
-
-def inbox_rows(engine: Engine) -> list[Any]:
-    with engine.connect() as conn:
-        return list(conn.execute(select(inbox).order_by(inbox.c.id)))
-
-
-def live_profiles(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.scalar(
-            select(func.count()).select_from(profiles).where(profiles.c.merged_into.is_(None))
-        ) or 0)
+    return connection_log(app.client, app.read, cid, check=True)
 
 
 def count(engine: Engine, table: Any, *where: Any) -> int:
@@ -95,21 +76,8 @@ def count(engine: Engine, table: Any, *where: Any) -> int:
         return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
 
-def profile_of(engine: Engine, kind: str, key: str) -> int | None:
-    with engine.connect() as conn:
-        pid = conn.scalar(select(identifiers.c.profile_id).where(
-            identifiers.c.kind == kind, identifiers.c.key == key))
-    return int(pid) if pid is not None else None
-
-
-def traits_of(engine: Engine, profile_id: int) -> dict[str, Any]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(traits.c.name, traits.c.value)
-                            .where(traits.c.profile_id == profile_id))
-        return {r.name: r.value for r in rows}
-
-
 def events_of(engine: Engine, profile_id: int | None = None, name: str | None = None) -> list[Any]:
+    """Events by id, of one profile or of all (the shared one wants a profile)."""
     query = select(events)
     if profile_id is not None:
         query = query.where(events.c.profile_id == profile_id)
@@ -120,6 +88,7 @@ def events_of(engine: Engine, profile_id: int | None = None, name: str | None = 
 
 
 def consent_of(engine: Engine, profile_id: int) -> list[Any]:
+    """The profile's consent records by id (the shared one orders by the ledger's seq)."""
     with engine.connect() as conn:
         return list(conn.execute(select(consent_records)
                                  .where(consent_records.c.profile_id == profile_id)
@@ -130,10 +99,3 @@ def consent_text(engine: Engine, text_hash: str) -> str:
     with engine.connect() as conn:
         return str(conn.scalar(select(consent_texts.c.text)
                                .where(consent_texts.c.hash == text_hash)))
-
-
-def age_of(engine: Engine, profile_id: int) -> list[Any]:
-    with engine.connect() as conn:
-        return list(conn.execute(select(age_records)
-                                 .where(age_records.c.profile_id == profile_id)
-                                 .order_by(age_records.c.id)))

@@ -9,13 +9,27 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 import guestlist.connectors.woocommerce as package
 from guestlist.connectors._http.ratelimit import forget_limiter
 from guestlist.connectors.woocommerce.signature import webhook_signature
-from guestlist.store.tables import age_records, events, identifiers, inbox, profiles, traits
+from guestlist.store.tables import age_records
 from tests.connectors.conftest import App
+from tests.connectors.helpers import (  # the database reads the connector tests share
+    add_connection,
+    connection_log,
+    count_events,
+    events_of,
+    inbox_rows,
+    live_profiles,
+    profile_of,
+    traits_of,
+)
+
+__all__ = [
+    "count_events", "events_of", "inbox_rows", "live_profiles", "profile_of", "traits_of",
+]
 
 SAMPLES = Path(package.__file__).parent / "samples"
 SITE = "https://shop.example"
@@ -43,13 +57,7 @@ def settings(**overrides: Any) -> dict[str, Any]:
 
 def connect(app: App, name: str = "Bottle Shop", **overrides: Any) -> tuple[int, str]:
     """A connection over the API; returns its id and the webhook secret we generated."""
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "woocommerce", "name": name, "settings": settings(**overrides)},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    body = r.json()
+    body = add_connection(app.client, app.admin, "woocommerce", name, settings(**overrides))
     assert {"consumer_key", "consumer_secret", "webhook_secret"} <= set(body["secrets_set"])
     assert "consumer_secret" not in body["settings"]
     return int(body["id"]), body.get("webhook_secret") or overrides["webhook_secret"]
@@ -86,57 +94,11 @@ def deliver(app: App, cid: int, record: dict[str, Any] | bytes, secret: str, **k
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    assert r.status_code == 200, r.text
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
-
-
-def inbox_rows(engine: Engine) -> list[Any]:
-    with engine.connect() as conn:
-        return list(conn.execute(select(inbox).order_by(inbox.c.id)))
-
-
-def live_profiles(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.scalar(
-            select(func.count()).select_from(profiles).where(profiles.c.merged_into.is_(None))
-        ) or 0)
-
-
-def count_events(engine: Engine, name: str | None = None, type_: str | None = None) -> int:
-    query = select(func.count()).select_from(events)
-    if name is not None:
-        query = query.where(events.c.name == name)
-    if type_ is not None:
-        query = query.where(events.c.type == type_)
-    with engine.connect() as conn:
-        return int(conn.scalar(query) or 0)
-
-
-def profile_of(engine: Engine, kind: str, key: str) -> int | None:
-    with engine.connect() as conn:
-        pid = conn.scalar(select(identifiers.c.profile_id).where(
-            identifiers.c.kind == kind, identifiers.c.key == key))
-    return int(pid) if pid is not None else None
-
-
-def traits_of(engine: Engine, profile_id: int) -> dict[str, Any]:
-    with engine.connect() as conn:
-        rows = conn.execute(select(traits.c.name, traits.c.value)
-                            .where(traits.c.profile_id == profile_id))
-        return {r.name: r.value for r in rows}
-
-
-def events_of(engine: Engine, profile_id: int, name: str | None = None) -> list[Any]:
-    query = select(events).where(events.c.profile_id == profile_id)
-    if name is not None:
-        query = query.where(events.c.name == name)
-    with engine.connect() as conn:
-        return list(conn.execute(query.order_by(events.c.id)))
+    return connection_log(app.client, app.read, cid, check=True)
 
 
 def age_of(engine: Engine, profile_id: int) -> list[Any]:
+    """The profile's age records, in no set order (the shared one orders by id)."""
     with engine.connect() as conn:
         return list(conn.execute(select(age_records)
                                  .where(age_records.c.profile_id == profile_id)))

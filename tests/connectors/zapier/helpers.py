@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from tests.connectors.conftest import App
+from tests.connectors.helpers import add_connection, connection_log, sample_readers, samples_dir
 
-SAMPLES = Path(__file__).resolve().parents[3] / "src/guestlist/connectors/zapier/samples"
+SAMPLES = samples_dir("zapier")
 SECRET = "zapier-test-secret-abcdefghijklmnop"
 CONTEST = "catch__contest_entry.CONSTRUCTED.json"
 FLAT = "catch__flat_fields.CONSTRUCTED.json"
@@ -40,24 +39,12 @@ CONTEST_MAPPING: dict[str, Any] = {
     "age_gate": {"field": "answers.age_21_plus", "text": "I am 21 or older", "minimum_age": 21},
 }
 
-
-def sample_bytes(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
-
-
-def sample(name: str) -> Any:
-    return json.loads(sample_bytes(name))
+sample_bytes, sample = sample_readers(SAMPLES)
 
 
 def connect(app: App, name: str = "Zaps", **settings: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "zapier", "name": name,
-              "settings": {"webhook_secret": SECRET, **settings}},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    return int(add_connection(app.client, app.admin, "zapier", name,
+                              {"webhook_secret": SECRET, **settings})["id"])
 
 
 def catch(
@@ -74,7 +61,4 @@ def catch(
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    assert r.status_code == 200, r.text
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid, check=True)

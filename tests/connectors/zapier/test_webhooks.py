@@ -13,7 +13,7 @@ from guestlist.api.hooks import MAX_BODY
 from guestlist.pipeline import process_all
 from guestlist.store.tables import connections, consent_texts, events, inbox
 from tests.connectors.conftest import App
-from tests.connectors.square.helpers import (
+from tests.connectors.helpers import (
     age_of,
     consent_of,
     events_of,

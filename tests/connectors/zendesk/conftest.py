@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -11,42 +10,25 @@ from guestlist.connectors._http.client import VendorClient
 from guestlist.connectors._http.ratelimit import TokenBucket
 from guestlist.connectors.zendesk.client import EXPORT_BURST, EXPORT_RATE, make_client
 from guestlist.connectors.zendesk.settings import ZendeskSettings
+from tests.connectors.helpers import FakeTime, served
+from tests.connectors.helpers import Served as ServedFake
 from tests.connectors.zendesk.helpers import settings
-from tests.fakes import serve
 from tests.fakes.zendesk import EPOCH, ZendeskFake
 
-
-@dataclass
-class FakeTime:
-    """A clock (epoch seconds) the limiter and the fake read; sleep only moves it."""
-
-    now: float = float(EPOCH + 100_000)
-    waits: list[float] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-
-@dataclass
-class Served:
-    fake: ZendeskFake
-    url: str
+Served = ServedFake[ZendeskFake]
 
 
 @pytest.fixture
 def fake_time() -> FakeTime:
-    return FakeTime()
+    """A clock (epoch seconds) the limiter and the fake read; sleep only moves it."""
+    return FakeTime(now=float(EPOCH + 100_000))
 
 
 @pytest.fixture
 def zendesk(fake_time: FakeTime) -> Iterator[Served]:
     fake = ZendeskFake(count=35, clock=fake_time.clock)
-    with serve(fake.app) as url:
-        yield Served(fake, url)
+    with served(fake) as it:
+        yield it
 
 
 def zendesk_settings(url: str, **overrides: object) -> ZendeskSettings:

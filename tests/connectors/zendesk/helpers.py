@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from guestlist.connectors.zendesk.signature import (
@@ -15,18 +13,12 @@ from guestlist.connectors.zendesk.signature import (
     sign,
 )
 from tests.connectors.conftest import App
+from tests.connectors.helpers import add_connection, connection_log, sample_readers, samples_dir
 from tests.fakes.zendesk import API_TOKEN, EMAIL
 
-SAMPLES = Path(__file__).resolve().parents[3] / "src/guestlist/connectors/zendesk/samples"
+SAMPLES = samples_dir("zendesk")
 SECRET = "dGhpcyBpcyB0aGUgY2VsbGFyJ3Mgc2lnbmluZyBzZWNyZXQ="
-
-
-def sample_bytes(name: str) -> bytes:
-    return (SAMPLES / name).read_bytes()
-
-
-def sample(name: str) -> Any:
-    return json.loads(sample_bytes(name))
+sample_bytes, sample = sample_readers(SAMPLES)
 
 
 def settings(**overrides: Any) -> dict[str, Any]:
@@ -35,13 +27,8 @@ def settings(**overrides: Any) -> dict[str, Any]:
 
 
 def connect(app: App, **overrides: Any) -> int:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "zendesk", "name": "Cellar support", "settings": settings(**overrides)},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    return int(r.json()["id"])
+    return int(add_connection(app.client, app.admin, "zendesk", "Cellar support",
+                              settings(**overrides))["id"])
 
 
 def now_stamp() -> str:
@@ -60,6 +47,4 @@ def deliver(app: App, cid: int | str, body: bytes, *, secret: str = SECRET,
 
 
 def log_of(app: App, cid: int) -> list[dict[str, Any]]:
-    r = app.client.get(f"/api/connections/{cid}/log", headers=app.read)
-    data: list[dict[str, Any]] = r.json()["data"]
-    return data
+    return connection_log(app.client, app.read, cid)

@@ -15,8 +15,14 @@ from guestlist.connectors._http.ratelimit import Unlimited
 from guestlist.connectors.backfill import backfill
 from guestlist.connectors.zendesk import client as api
 from guestlist.pipeline import process_all
-from guestlist.store.tables import age_records, connection_streams
-from tests.connectors.square.helpers import count_events, live_profiles, profile_of, traits_of
+from guestlist.store.tables import age_records
+from tests.connectors.helpers import (
+    count_events,
+    live_profiles,
+    profile_of,
+    stream_row,
+    traits_of,
+)
 from tests.connectors.zendesk.conftest import FakeTime, Served, zendesk_settings
 from tests.connectors.zendesk.helpers import settings
 from tests.fakes.zendesk import API_TOKEN, EPOCH, OAUTH_TOKEN
@@ -35,13 +41,6 @@ def connect(engine: Engine, zendesk: Served, **overrides: Any) -> int:
     info, _ = connections.add(engine, "zendesk", "Cellar support",
                               settings(base_url=zendesk.url, **overrides))
     return info.id
-
-
-def stream_row(engine: Engine, cid: int) -> Any:
-    with engine.connect() as conn:
-        return conn.execute(
-            select(connection_streams).where(connection_streams.c.connection_id == cid)
-        ).one()
 
 
 def test_full_backfill_then_an_incremental_run(

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from guestlist.connectors.zendesk.signature import SIGNATURE_HEADER, TEST_SECRET, TIMESTAMP_HEADER
 from guestlist.pipeline import process_all
 from tests.connectors.conftest import App
-from tests.connectors.square.helpers import (
+from tests.connectors.helpers import (
+    add_connection,
     age_of,
     consent_of,
     count_events,
@@ -138,14 +139,9 @@ def test_refusals_store_nothing_and_are_logged(app: App) -> None:
 
 
 def test_a_connection_without_the_signing_secret_refuses(app: App) -> None:
-    r = app.client.post(
-        "/api/connections",
-        json={"platform": "zendesk", "name": "No secret",
-              "settings": {"subdomain": "cellarco", "oauth_token": "t"}},
-        headers=app.admin,
-    )
-    assert r.status_code == 201, r.text
-    refused = deliver(app, r.json()["id"], sample_bytes(CREATED))
+    added = add_connection(app.client, app.admin, "zendesk", "No secret",
+                           {"subdomain": "cellarco", "oauth_token": "t"})
+    refused = deliver(app, added["id"], sample_bytes(CREATED))
     assert refused.status_code == 409 and refused.json()["error"]["field"] == "webhook_secret"
     for bad in ({"subdomain": "cellarco"}, {"subdomain": "cellarco", "api_token": "t"},
                 {"subdomain": "Cellar Co", "oauth_token": "t"}):
