@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError, EmailSyntaxError, validate_email
 from email_validator.rfc_constants import DOT_ATOM_TEXT, EMAIL_MAX_LENGTH
 
 # Providers that ignore dots in the local part; `+tag` is folded for every domain.
@@ -67,18 +67,20 @@ def normalize_email(raw: str) -> Identifier:
 
 # A domain written in plain ASCII hostname characters (checked by the library below).
 _ASCII_HOSTNAME = re.compile(r"[A-Za-z0-9.\-]+\Z")
-# The library's verdict on each domain: its normalised form, or why it is invalid. Most
+# The library's verdict on each domain: its normalised form, or why it is invalid (the
+# message: a kept exception object would grow its traceback with every raise). Most
 # addresses share a few domains; checking a domain costs most of a validation.
-_domains: dict[str, str | EmailNotValidError] = {}
+_domains: dict[str, tuple[bool, str]] = {}
 
 
-def _checked_domain(domain: str) -> str | EmailNotValidError:
+def _checked_domain(domain: str) -> tuple[bool, str]:
+    """(True, the normalised domain) or (False, why the library refuses it)."""
     found = _domains.get(domain)
     if found is None:
         try:
-            found = validate_email("a@" + domain, check_deliverability=False).domain
+            found = (True, validate_email("a@" + domain, check_deliverability=False).domain)
         except EmailNotValidError as exc:
-            found = exc
+            found = (False, str(exc))
         if len(_domains) < 10_000:
             _domains[domain] = found
     return found
@@ -99,9 +101,9 @@ def _validated(value: str) -> str:
         and DOT_ATOM_TEXT.match(local)
         and _ASCII_HOSTNAME.match(domain)
     ):
-        checked = _checked_domain(domain)
-        if isinstance(checked, EmailNotValidError):
-            raise checked
+        valid, checked = _checked_domain(domain)
+        if not valid:
+            raise EmailSyntaxError(checked)
         if checked == domain.lower():
             return f"{local}@{checked}"
     return validate_email(value, check_deliverability=False).normalized
