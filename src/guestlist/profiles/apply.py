@@ -102,26 +102,17 @@ def apply_events(
 
 def _widen_seen(conn: Connection, span: dict[int, tuple[datetime, datetime]]) -> None:
     """Move each profile's first and last seen times out to cover its events."""
+    # Driver-level statements: SQLAlchemy's per-row executemany cost more than the update.
     if conn.dialect.name == "sqlite":
-        # Straight through the driver: SQLAlchemy's executemany costs more than the update.
         rows = []
         for pid, (first, last) in span.items():
             f, la = sqlite_datetime(first), sqlite_datetime(last)
             rows.append((f, f, la, la, pid))
-        cursor: Any = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(_WIDEN_SEEN_SQLITE, rows)
-        finally:
-            cursor.close()
+        conn.exec_driver_sql(_WIDEN_SEEN_SQLITE, rows)
         return
     # PostgreSQL: one statement over arrays instead of one UPDATE per profile.
-    ids, firsts, lasts = [], [], []
-    for pid, (first, last) in span.items():
-        ids.append(pid)
-        firsts.append(first)
-        lasts.append(last)
-    conn.exec_driver_sql(_WIDEN_SEEN_POSTGRESQL, (ids, firsts, lasts))
-
+    ids, firsts, lasts = zip(*((pid, f, la) for pid, (f, la) in span.items()), strict=True)
+    conn.exec_driver_sql(_WIDEN_SEEN_POSTGRESQL, (list(ids), list(firsts), list(lasts)))
 
 _WIDEN_SEEN_SQLITE = (
     "UPDATE profiles SET "
