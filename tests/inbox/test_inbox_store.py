@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, func, select
 
-from guestlist.inbox.store import InboxEnvelope, accept, load_envelopes
+from guestlist.inbox.store import (
+    InboxEnvelope,
+    NewEnvelope,
+    accept,
+    accept_many,
+    load_envelopes,
+)
 from guestlist.keys import ensure_source
 from guestlist.store.tables import inbox
 
@@ -97,3 +103,44 @@ def test_load_envelopes_returns_the_requested_ones_in_id_order(engine: Engine) -
         assert load_envelopes(conn, []) == []
         loaded = load_envelopes(conn, [ids[3] or 0, ids[1] or 0])
     assert [e.kind for e in loaded] == ["k1", "k3"]
+
+
+def test_accept_many_answers_as_accept_would(engine: Engine) -> None:
+    with engine.begin() as conn:
+        web = ensure_source(conn, "web")
+        shop = ensure_source(conn, "shop")
+        accept(conn, source_id=web, kind="k", headers={}, body=b"old", idempotency_key="a")
+
+    def envelope(source_id: int, key: str | None, body: bytes) -> NewEnvelope:
+        return NewEnvelope(source_id, "k", {"x-id": str(key)}, body, key, T0)
+
+    with engine.begin() as conn:
+        ids = accept_many(
+            conn,
+            [
+                envelope(web, "a", b"redelivered"),  # stored before
+                envelope(web, "b", b"b1"),
+                envelope(shop, "a", b"other source"),  # keys are per source
+                envelope(web, None, b"no key 1"),
+                envelope(web, "b", b"b2"),  # again in the same call
+                envelope(web, None, b"no key 2"),
+            ],
+        )
+    assert ids[0] is None and ids[4] is None
+    new = [i for i in ids if i is not None]
+    assert len(new) == len(set(new)) == 4
+    with engine.connect() as conn:
+        bodies = {
+            int(r.id): (r.source_id, r.idempotency_key, bytes(r.body), r.headers)
+            for r in conn.execute(select(inbox))
+        }
+    assert [bodies[i][:3] for i in new] == [
+        (web, "b", b"b1"),
+        (shop, "a", b"other source"),
+        (web, None, b"no key 1"),
+        (web, None, b"no key 2"),
+    ]
+    assert bodies[new[0]][3] == {"x-id": "b"}
+    assert len(bodies) == 5  # with the earlier "a"
+    with engine.connect() as conn:
+        assert [e.received_at for e in load_envelopes(conn, new)] == [T0] * 4

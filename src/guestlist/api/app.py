@@ -23,6 +23,7 @@ import guestlist.consent.events  # noqa: F401  (registers the `Consent Updated` 
 from guestlist.api.connections import router as connections_router
 from guestlist.api.consent import router as consent_router
 from guestlist.api.hooks import router as hooks_router
+from guestlist.api.hooks import webhook_receiver
 from guestlist.api.privacy import router as privacy_router
 from guestlist.api.profiles import router as profiles_router
 from guestlist.api.segments import router as segments_router
@@ -142,6 +143,7 @@ def create_app(database_url: str | None = None, *, run_worker: bool = False) -> 
     app = FastAPI(title="guestlist", docs_url="/docs", lifespan=lifespan)
     app.state.engine = get_engine(database_url)
     app.state.run_worker = run_worker
+    app.state.webhooks = webhook_receiver(app.state.engine)
 
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(RequestValidationError, _on_validation_error)

@@ -6,16 +6,21 @@ says it (a proxy in front changes host, port and scheme), over the raw body byte
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from guestlist.api.deps import EngineDep
+from guestlist.api.group_commit import GroupCommit
 from guestlist.connectors.base import WebhookRequest
 from guestlist.connectors.webhooks import (
+    Incoming,
     WebhookAnswer,
     answer_handshake,
-    receive_webhook,
+    receive_webhooks,
     refusal,
 )
 from guestlist.settings import get_settings
@@ -24,6 +29,11 @@ from guestlist.store.types import utcnow
 router = APIRouter(tags=["webhooks"])
 
 MAX_BODY = 5 << 20  # no vendor we receive from sends more in one delivery
+
+
+def webhook_receiver(engine: Engine) -> GroupCommit[Incoming, WebhookAnswer]:
+    """Deliveries that arrive together share one transaction (see `receive_webhooks`)."""
+    return GroupCommit(partial(receive_webhooks, engine))
 
 
 def public_url(request: Request) -> str:
@@ -53,9 +63,9 @@ async def _body(request: Request) -> bytes | None:
     "Parse, Zapier…), compared in constant time.",
 )
 async def webhook_with_token(
-    engine: EngineDep, request: Request, platform: str, connection_id: str, token: str
+    request: Request, platform: str, connection_id: str, token: str
 ) -> Response:
-    return await webhook(engine, request, platform, connection_id, token)
+    return await webhook(request, platform, connection_id, token)
 
 
 @router.post(
@@ -65,7 +75,6 @@ async def webhook_with_token(
     "in the inbox (once per vendor event id) and answers 200 once it is stored.",
 )
 async def webhook(
-    engine: EngineDep,
     request: Request,
     platform: str,
     connection_id: str,
@@ -84,8 +93,8 @@ async def webhook(
         received_at=received_at,
         path_token=token,
     )
-    answer = await run_in_threadpool(receive_webhook, engine, platform, connection_id, delivery)
-    return _response(answer)
+    receiver: GroupCommit[Incoming, WebhookAnswer] = request.app.state.webhooks
+    return _response(await receiver.submit(Incoming(platform, connection_id, delivery)))
 
 
 def _response(answer: WebhookAnswer) -> Response:

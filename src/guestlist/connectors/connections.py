@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import orjson
 from pydantic import SecretStr, ValidationError
@@ -307,8 +307,20 @@ def remove(engine: Engine, ref: int | str, *, actor: str = SYSTEM) -> Connection
 _LOG = connection_log.insert()
 
 
+class LogFields(TypedDict, total=False):
+    status: int | None
+    delivery_id: str | None
+    detail: str | None
+    inbox_id: int | None
+
+
 def log_event(
-    conn: Connection,
+    conn: Connection, connection_id: int, kind: str, outcome: str, **fields: Unpack[LogFields]
+) -> None:
+    conn.execute(_LOG, log_entry(connection_id, kind, outcome, **fields))
+
+
+def log_entry(
     connection_id: int,
     kind: str,
     outcome: str,
@@ -317,20 +329,23 @@ def log_event(
     delivery_id: str | None = None,
     detail: str | None = None,
     inbox_id: int | None = None,
-) -> None:
-    conn.execute(
-        _LOG,
-        {
-            "connection_id": connection_id,
-            "at": utcnow(),
-            "kind": kind,
-            "outcome": outcome,
-            "status": status,
-            "delivery_id": delivery_id[:200] if delivery_id else None,
-            "detail": detail[:2000] if detail else None,
-            "inbox_id": inbox_id,
-        },
-    )
+) -> dict[str, Any]:
+    """One connection log row, for `log_events`."""
+    return {
+        "connection_id": connection_id,
+        "at": utcnow(),
+        "kind": kind,
+        "outcome": outcome,
+        "status": status,
+        "delivery_id": delivery_id[:200] if delivery_id else None,
+        "detail": detail[:2000] if detail else None,
+        "inbox_id": inbox_id,
+    }
+
+
+def log_events(conn: Connection, entries: Sequence[dict[str, Any]]) -> None:
+    if entries:
+        conn.execute(_LOG, list(entries))
 
 
 def log_entries(

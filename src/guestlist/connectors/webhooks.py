@@ -8,22 +8,32 @@ when the request shows one, and answered with a JSON body naming what was wrong.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from guestlist.connectors.base import (
     CONTEXT_PREFIX,
     Capability,
+    Delivery,
     Reply,
     WebhookRejected,
     WebhookRequest,
 )
-from guestlist.connectors.connections import UnknownConnection, load, log_event
+from guestlist.connectors.connections import (
+    ConnectionInfo,
+    Loaded,
+    UnknownConnection,
+    load,
+    log_entry,
+    log_event,
+    log_events,
+)
 from guestlist.connectors.registry import UnknownPlatform, connector_for
-from guestlist.inbox.store import accept
+from guestlist.inbox.store import NewEnvelope, accept_many
 from guestlist.store.engine import read_connection
 
 log = structlog.get_logger(__name__)
@@ -55,49 +65,119 @@ def _unknown(platform: str, connection_id: str) -> WebhookAnswer:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """A delivery as it arrived at `/hooks/{platform}/{connection_id}`."""
+
+    platform: str
+    connection_id: str
+    request: WebhookRequest
+
+
 def receive_webhook(
     engine: Engine, platform: str, connection_id: str, request: WebhookRequest
 ) -> WebhookAnswer:
+    outcome = receive_webhooks(engine, [Incoming(platform, connection_id, request)])[0]
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def receive_webhooks(
+    engine: Engine, incoming: Sequence[Incoming]
+) -> list[WebhookAnswer | Exception]:
+    """Deliveries that arrived together, each verified and stored in one transaction.
+
+    One commit for the lot (group commit): on SQLite a commit is the write lock and a
+    WAL sync, and it was most of a delivery's cost; on PostgreSQL the envelopes and
+    log lines go in one statement each instead of a round trip each. Nothing is
+    answered before that commit. Should the shared transaction fail, each delivery is
+    stored again in its own, so one delivery's error (returned in its place) is never
+    another's.
+    """
+    found = _connections(engine, {item.connection_id for item in incoming})
+    steps = [_verify(item, found) for item in incoming]
+    outcomes: list[WebhookAnswer | Exception]
+    try:
+        with engine.begin() as conn:
+            outcomes = list(_store(conn, steps))
+    except Exception:
+        if sum(not isinstance(step, WebhookAnswer) for step in steps) <= 1:
+            raise
+        outcomes = [step if isinstance(step, WebhookAnswer) else _alone(engine, step)
+                    for step in steps]  # fmt: skip
+    for step, outcome in zip(steps, outcomes, strict=True):
+        if not isinstance(step, WebhookAnswer) and isinstance(outcome, WebhookAnswer):
+            step.log(outcome)
+    return outcomes
+
+
+def _alone(engine: Engine, step: _Rejected | _Accepted) -> WebhookAnswer | Exception:
+    try:
+        with engine.begin() as conn:
+            return _store(conn, [step])[0]
+    except Exception as exc:  # answered as this delivery's 500
+        return exc
+
+
+def _store(
+    conn: Connection, steps: Sequence[WebhookAnswer | _Rejected | _Accepted]
+) -> list[WebhookAnswer]:
+    accepted = [step for step in steps if isinstance(step, _Accepted)]
+    inbox_ids = iter(accept_many(conn, [step.envelope for step in accepted]))
+    answers: list[WebhookAnswer] = []
+    entries: list[dict[str, Any]] = []
+    for step in steps:
+        if isinstance(step, _Accepted):
+            answer, entry = step.answer(conn, next(inbox_ids))
+        elif isinstance(step, _Rejected):
+            answer, entry = step.answer()
+        else:
+            answers.append(step)
+            continue
+        answers.append(answer)
+        entries.append(entry)
+    log_events(conn, entries)
+    return answers
+
+
+def _connections(engine: Engine, ids: set[str]) -> dict[int, Loaded]:
+    """The connections these deliveries name, read once for the batch."""
+    found: dict[int, Loaded] = {}
+    wanted = sorted(int(ref) for ref in ids if ref.isdigit())
+    if not wanted:
+        return found
+    # Finding connections and checking signatures need no write lock: only storing
+    # does, so the write transaction (one at a time on SQLite) stays short.
+    with read_connection(engine) as conn:
+        for ref in wanted:
+            try:
+                found[ref] = load(conn, ref)
+            except UnknownConnection:
+                continue
+    return found
+
+
+def _verify(
+    item: Incoming, found: Mapping[int, Loaded]
+) -> WebhookAnswer | _Rejected | _Accepted:
+    """The answer when there is nothing to write, else what to write."""
+    platform, connection_id, request = item.platform, item.connection_id, item.request
     try:
         connector_for(platform)
     except UnknownPlatform as exc:
         return refusal(404, "unknown_platform", str(exc), "platform")
-    if not connection_id.isdigit():
+    loaded = found.get(int(connection_id)) if connection_id.isdigit() else None
+    if loaded is None or loaded[2].platform != platform:
         return _unknown(platform, connection_id)
-    # Finding the connection and checking the signature need no write lock: only
-    # storing does, so the write transaction (one at a time on SQLite) stays short.
-    with read_connection(engine) as conn:
-        try:
-            connector, settings, info = load(conn, int(connection_id))
-        except UnknownConnection:
-            return _unknown(platform, connection_id)
-    if info.platform != platform:
-        return _unknown(platform, connection_id)
+    connector, settings, info = loaded
     if Capability.WEBHOOK not in connector.capabilities:
         return refusal(404, "no_webhooks", f"{platform} sends no webhooks here", "platform")
     request = replace(request, connection_name=info.name)
     try:
         delivery = connector.verify_webhook(settings, request)
     except WebhookRejected as exc:
-        log.warning(
-            "webhook refused",
-            platform=platform,
-            connection_id=info.id,
-            delivery_id=exc.delivery_id,
-            error=exc.error,
-            detail=exc.message,
-        )
-        with engine.begin() as conn:
-            log_event(
-                conn,
-                info.id,
-                "webhook",
-                "rejected",
-                status=exc.status,
-                delivery_id=exc.delivery_id,
-                detail=f"{exc.error}: {exc.message}",
-            )
-        return refusal(exc.status, exc.error, exc.message, exc.field)
+        return _Rejected(info, exc)
     kept = {
         k: v
         for k, v in request.headers.items()
@@ -107,20 +187,65 @@ def receive_webhook(
         if not name.startswith(CONTEXT_PREFIX):
             raise ValueError(f"delivery context {name!r} must start with {CONTEXT_PREFIX}")
         kept[name] = value
-    with engine.begin() as conn:
-        inbox_id = accept(
-            conn,
-            source_id=info.source_id,
-            kind=f"{platform}.{delivery.topic}",
-            headers=kept,
-            body=request.body if delivery.stored_body is None else delivery.stored_body,
-            idempotency_key=delivery.delivery_id,
-            received_at=request.received_at,
+    envelope = NewEnvelope(
+        source_id=info.source_id,
+        kind=f"{platform}.{delivery.topic}",
+        headers=kept,
+        body=request.body if delivery.stored_body is None else delivery.stored_body,
+        idempotency_key=delivery.delivery_id,
+        received_at=request.received_at,
+    )
+    return _Accepted(loaded, request, delivery, envelope)
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejected:
+    """A delivery whose signature or body was refused: logged, then answered 4xx."""
+
+    info: ConnectionInfo
+    error: WebhookRejected
+
+    def answer(self) -> tuple[WebhookAnswer, dict[str, Any]]:
+        exc = self.error
+        entry = log_entry(
+            self.info.id,
+            "webhook",
+            "rejected",
+            status=exc.status,
+            delivery_id=exc.delivery_id,
+            detail=f"{exc.error}: {exc.message}",
         )
+        return refusal(exc.status, exc.error, exc.message, exc.field), entry
+
+    def log(self, answer: WebhookAnswer) -> None:
+        exc = self.error
+        log.warning(
+            "webhook refused",
+            platform=self.info.platform,
+            connection_id=self.info.id,
+            delivery_id=exc.delivery_id,
+            error=exc.error,
+            detail=exc.message,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    """A verified delivery: stored in the inbox (once per vendor id), then answered."""
+
+    loaded: Loaded
+    request: WebhookRequest
+    delivery: Delivery
+    envelope: NewEnvelope
+
+    def answer(
+        self, conn: Connection, inbox_id: int | None
+    ) -> tuple[WebhookAnswer, dict[str, Any]]:
+        connector, settings, info = self.loaded
+        delivery = self.delivery
         outcome = "accepted" if inbox_id is not None else "duplicate"
-        reply = connector.reply(conn, settings, request, delivery, info.source_id)
-        log_event(
-            conn,
+        reply = connector.reply(conn, settings, self.request, delivery, info.source_id)
+        entry = log_entry(
             info.id,
             "webhook",
             outcome,
@@ -129,15 +254,18 @@ def receive_webhook(
             detail=delivery.topic,
             inbox_id=inbox_id,
         )
-    log.info(
-        "webhook received",
-        platform=platform,
-        connection_id=info.id,
-        topic=delivery.topic,
-        delivery_id=delivery.delivery_id,
-        outcome=outcome,
-    )
-    return WebhookAnswer(200, {"status": outcome, "delivery_id": delivery.delivery_id}, reply=reply)
+        body = {"status": outcome, "delivery_id": delivery.delivery_id}
+        return WebhookAnswer(200, body, reply=reply), entry
+
+    def log(self, answer: WebhookAnswer) -> None:
+        log.info(
+            "webhook received",
+            platform=self.loaded[2].platform,
+            connection_id=self.loaded[2].id,
+            topic=self.delivery.topic,
+            delivery_id=self.delivery.delivery_id,
+            outcome=answer.body["status"],
+        )
 
 
 def answer_handshake(

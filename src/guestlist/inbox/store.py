@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -65,6 +66,76 @@ def accept(
     }
     inbox_id = conn.execute(_ACCEPT[conn.dialect.name == "postgresql"], values).scalar()
     return None if inbox_id is None else int(inbox_id)
+
+
+@dataclass(frozen=True, slots=True)
+class NewEnvelope:
+    """An envelope to store: what `accept` takes, as one value."""
+
+    source_id: int
+    kind: str
+    headers: Mapping[str, str]
+    body: bytes
+    idempotency_key: str | None = None
+    received_at: datetime | None = None
+
+
+# PostgreSQL: many envelopes in one statement (one round trip instead of one each).
+_ACCEPT_MANY = (
+    "INSERT INTO inbox (source_id, kind, idempotency_key, received_at, headers, body, status) "
+    "SELECT s, k, i, r, h, b, 'pending' FROM unnest("
+    "%s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::jsonb[], %s::bytea[]"
+    ") AS t(s, k, i, r, h, b) "
+    "ON CONFLICT DO NOTHING RETURNING id, source_id, idempotency_key"
+)
+
+
+def accept_many(conn: Connection, envelopes: Sequence[NewEnvelope]) -> list[int | None]:
+    """Store envelopes together; each one's id, in order, as `accept` would return it.
+
+    None where the source has that idempotency key already, also from an earlier
+    envelope of the same call.
+    """
+    if conn.dialect.name != "postgresql" or len(envelopes) < 2:
+        return [_accept_one(conn, envelope) for envelope in envelopes]
+    now = utcnow()
+    first: dict[tuple[int, str], int] = {}  # (source, key) → its first envelope
+    for index, envelope in enumerate(envelopes):
+        if envelope.idempotency_key is not None:
+            first.setdefault((envelope.source_id, envelope.idempotency_key), index)
+    keyed = [envelopes[index] for index in first.values()]
+    columns = (
+        [e.source_id for e in keyed],
+        [e.kind for e in keyed],
+        [e.idempotency_key for e in keyed],
+        [e.received_at or now for e in keyed],
+        [orjson.dumps(dict(e.headers)).decode() for e in keyed],
+        [e.body for e in keyed],
+    )
+    stored = {
+        (int(source_id), str(key)): int(inbox_id)
+        for inbox_id, source_id, key in conn.exec_driver_sql(_ACCEPT_MANY, columns)
+    }
+    ids: list[int | None] = []
+    for index, envelope in enumerate(envelopes):
+        if envelope.idempotency_key is None:  # nothing to correlate on: one by one
+            ids.append(_accept_one(conn, envelope))
+            continue
+        key = (envelope.source_id, envelope.idempotency_key)
+        ids.append(stored.get(key) if first[key] == index else None)
+    return ids
+
+
+def _accept_one(conn: Connection, envelope: NewEnvelope) -> int | None:
+    return accept(
+        conn,
+        source_id=envelope.source_id,
+        kind=envelope.kind,
+        headers=envelope.headers,
+        body=envelope.body,
+        idempotency_key=envelope.idempotency_key,
+        received_at=envelope.received_at,
+    )
 
 
 def load_envelopes(conn: Connection, ids: Sequence[int]) -> list[InboxEnvelope]:

@@ -11,14 +11,16 @@ costs seconds.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from guestlist.consent.twiml import EMPTY_RESPONSE
 from guestlist.keys import create_key
+from guestlist.store.tables import inbox
 from tests.conftest import LiveServer
 from tests.connectors.helpers import add_connection
 from tests.connectors.twilio.helpers import (
@@ -109,4 +111,21 @@ def test_keywords_and_messages_on_a_live_server(
         time.sleep(0.2)
     assert len(inbound_events(engine, ann)) == 5  # SM1..SM5; the refused SM0 is not
     assert len(records_for(engine, "SM" + "1" * 32)) == 2
+
+    # Deliveries arriving together are stored together (group commit): each still gets
+    # its own answer, and a retry racing its original is stored once.
+    def concurrent(i: int) -> tuple[int, str]:
+        keyword = i % 4 == 0
+        body = "HELP" if keyword else f"question {i}"
+        r = text(body, f"SM{i % 30:032d}", sender=f"+1415555{i % 30:04d}")
+        return i, reply(r)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = dict(pool.map(concurrent, range(100, 160)))
+    for i, answer in answers.items():
+        assert ("Reply STOP to opt out" in answer) == (i % 4 == 0), (i, answer)
+    with engine.connect() as conn:
+        keys = list(conn.scalars(select(inbox.c.idempotency_key).where(
+            inbox.c.idempotency_key.like("SM000%"))))
+    assert sorted(keys) == sorted({f"SM{i % 30:032d}" for i in range(100, 160)})
     http.close()
