@@ -14,7 +14,12 @@ from sqlalchemy import Engine, select
 from guestlist.connectors.base import WebhookRequest
 from guestlist.connectors.connections import add
 from guestlist.connectors.twilio.connector import TwilioConnector
-from guestlist.connectors.webhooks import Incoming, WebhookAnswer, receive_webhooks
+from guestlist.connectors.webhooks import (
+    Incoming,
+    WebhookAnswer,
+    receive_webhook,
+    receive_webhooks,
+)
 from guestlist.store.tables import connection_log, inbox
 from guestlist.store.types import utcnow
 from tests.connectors.twilio.helpers import form, message, settings, signed
@@ -117,13 +122,36 @@ def test_one_deliverys_failure_is_its_own(
     assert logged(engine) == [("SM1", "accepted"), ("SM3", "accepted")]
 
 
-def test_a_failure_of_a_lone_delivery_is_raised(
+def test_a_failure_of_a_lone_write_is_its_own(
     engine: Engine, twilio: int, public_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def reply(*_args: Any) -> Any:
         raise RuntimeError("broken")
 
     monkeypatch.setattr(TwilioConnector, "reply", reply)
-    with pytest.raises(RuntimeError, match="broken"):
-        receive_webhooks(engine, [incoming(twilio, "SM1", public_url)])
+    lone = incoming(twilio, "SM1", public_url)
+    outcomes = receive_webhooks(engine, [lone, incoming(twilio + 1, "SM2", public_url)])
+    assert answers(outcomes) == ["RuntimeError('broken')", (404, "unknown_connection")]
     assert stored(engine) == []
+    with pytest.raises(RuntimeError, match="broken"):  # the route's single delivery
+        receive_webhook(engine, "twilio", str(twilio), lone.request)
+
+
+def test_a_connectors_error_while_verifying_is_that_deliverys_only(
+    engine: Engine, twilio: int, public_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = TwilioConnector.verify_webhook
+
+    def verify(self: TwilioConnector, s: Any, request: WebhookRequest) -> Any:
+        if b"SM2" in request.body:
+            raise KeyError("a bug on SM2")
+        return real(self, s, request)
+
+    monkeypatch.setattr(TwilioConnector, "verify_webhook", verify)
+    batch = [incoming(twilio, sid, public_url) for sid in ("SM1", "SM2", "SM3")]
+    assert answers(receive_webhooks(engine, batch)) == [
+        (200, "accepted"),
+        "KeyError('a bug on SM2')",
+        (200, "accepted"),
+    ]
+    assert stored(engine) == ["SM1", "SM3"]

@@ -96,18 +96,24 @@ def receive_webhooks(
     another's.
     """
     found = _connections(engine, {item.connection_id for item in incoming})
-    steps = [_verify(item, found) for item in incoming]
+    steps = [_verify_one(item, found) for item in incoming]
+    writes = [step for step in steps if isinstance(step, _Rejected | _Accepted)]
     outcomes: list[WebhookAnswer | Exception]
     try:
         with engine.begin() as conn:
-            outcomes = list(_store(conn, steps))
-    except Exception:
-        if sum(not isinstance(step, WebhookAnswer) for step in steps) <= 1:
-            raise
-        outcomes = [step if isinstance(step, WebhookAnswer) else _alone(engine, step)
-                    for step in steps]  # fmt: skip
+            outcomes = _store(conn, steps)
+    except Exception as exc:
+        # Each write again on its own, unless it was the only one: then the error is
+        # that delivery's.
+        alone = len(writes) > 1
+        outcomes = [
+            (_alone(engine, step) if alone else exc)
+            if isinstance(step, _Rejected | _Accepted)
+            else step
+            for step in steps
+        ]
     for step, outcome in zip(steps, outcomes, strict=True):
-        if not isinstance(step, WebhookAnswer) and isinstance(outcome, WebhookAnswer):
+        if isinstance(step, _Rejected | _Accepted) and isinstance(outcome, WebhookAnswer):
             step.log(outcome)
     return outcomes
 
@@ -120,12 +126,10 @@ def _alone(engine: Engine, step: _Rejected | _Accepted) -> WebhookAnswer | Excep
         return exc
 
 
-def _store(
-    conn: Connection, steps: Sequence[WebhookAnswer | _Rejected | _Accepted]
-) -> list[WebhookAnswer]:
+def _store(conn: Connection, steps: Sequence[_Step]) -> list[WebhookAnswer | Exception]:
     accepted = [step for step in steps if isinstance(step, _Accepted)]
     inbox_ids = iter(accept_many(conn, [step.envelope for step in accepted]))
-    answers: list[WebhookAnswer] = []
+    answers: list[WebhookAnswer | Exception] = []
     entries: list[dict[str, Any]] = []
     for step in steps:
         if isinstance(step, _Accepted):
@@ -156,6 +160,13 @@ def _connections(engine: Engine, ids: set[str]) -> dict[int, Loaded]:
             except UnknownConnection:
                 continue
     return found
+
+
+def _verify_one(item: Incoming, found: Mapping[int, Loaded]) -> _Step:
+    try:
+        return _verify(item, found)
+    except Exception as exc:  # a connector's error on this delivery: its own 500
+        return exc
 
 
 def _verify(
@@ -266,6 +277,11 @@ class _Accepted:
             delivery_id=self.delivery.delivery_id,
             outcome=answer.body["status"],
         )
+
+
+# What a delivery became once verified: an answer or an error with nothing to write,
+# or a refusal or an envelope to write.
+_Step = WebhookAnswer | Exception | _Rejected | _Accepted
 
 
 def answer_handshake(
