@@ -8,17 +8,24 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import CompileError
 
 from guestlist.age import AgePolicy
-from guestlist.segments.compile import compile_rule, latest_dobs_of_age
+from guestlist.segments.compile import (
+    _compare,
+    _JsonAt,
+    _only_a_string_reads,
+    compile_rule,
+    latest_dobs_of_age,
+)
 from guestlist.segments.evaluate import ProfileView, evaluate
 from guestlist.segments.profile_view import load_profile_views
 from guestlist.segments.rules import Rule, RuleError
 from guestlist.segments.text import parse_text
 from guestlist.store.engine import make_engine
+from guestlist.store.tables import events
 from tests.segments.strategies_db import (
     SQL_NULL,
     StoredAge,
@@ -631,3 +638,65 @@ def test_sums_and_averages_are_exact_decimals_on_both_databases(engine: Engine) 
     assert members(engine, 'avg("Order Completed".total) = 0.15', *stored) == {2}
     # 2^62 + 2^62 overflows a 64-bit integer: still a sum, not an error.
     assert members(engine, 'sum("Order Completed".total) > 9007199254740992', *stored) == {3}
+
+
+# -- the category index (migration 0009) ----------------------------------------------
+
+
+def test_a_filter_on_text_matches_only_that_string(engine: Engine) -> None:
+    # Event filters leave out the type test where only a string reads as the literal;
+    # these values would read as "12", "true", "[…]" on PostgreSQL or as numbers on
+    # SQLite, so the test stays for such literals.
+    stored = (
+        orders(1, (DAY, {"category": "bourbon"})),
+        orders(2, (DAY, {"category": 12})),
+        orders(3, (DAY, {"category": "12"})),
+        orders(4, (DAY, {"category": True})),
+        orders(5, (DAY, {"category": "true"})),
+        orders(6, (DAY, {"category": ["bourbon"]})),
+        orders(7, (DAY, {"category": None})),
+        orders(8, (DAY, {"total": 5})),
+    )
+
+    def having(where: str) -> set[int]:
+        return members(engine, f'count("Order Completed" where {where}) >= 1', *stored)
+
+    assert having('category = "bourbon"') == {1}
+    assert having('category = "12"') == {3}
+    assert having('category = "true"') == {5}
+    assert having('category = "[\\"bourbon\\"]"') == set()
+    assert having('category in ["bourbon", "12", "true"]') == {1, 3, 5}
+    assert having('category != "bourbon"') == {2, 3, 4, 5, 6}
+    assert having('category not_in ["bourbon", "rye"]') == {2, 3, 4, 5, 6}
+
+
+@pytest.mark.parametrize(
+    ("literal", "plain"),
+    [("bourbon", True), ("Dallas 2", True), ("é", True), ("12", False), ("1e5", False),
+     ("-1.5", False), ("true", False), ("null", False), ("[1]", False), ("{}", False),
+     ("", False), ("nan", False)],
+)  # fmt: skip
+def test_which_literals_only_a_string_reads_as(literal: str, plain: bool) -> None:
+    assert _only_a_string_reads(literal) is plain
+
+
+def test_a_category_filter_reads_the_category_index(engine: Engine) -> None:
+    at = _JsonAt(events.c.properties, ("category",))
+    query = select(events.c.profile_id).where(
+        events.c.type == "track",
+        events.c.name == ORDER,
+        events.c.timestamp >= NOW - timedelta(days=30),
+        _compare("in", ("bourbon", "tequila"), at, conjunct=True),
+    )
+    sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            # An empty table is read whole whichever index exists: ask for the index.
+            conn.execute(text("SET LOCAL enable_seqscan = off"))
+            conn.execute(text("SET LOCAL enable_bitmapscan = off"))
+            plan = "\n".join(str(row[0]) for row in conn.execute(text(f"EXPLAIN {sql}")))
+            assert "ix_events_category" in plan, plan
+        else:
+            rows = conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))
+            plan = "\n".join(str(row[-1]) for row in rows)
+            assert "INDEX ix_events_category (name=? AND <expr>=? AND timestamp>?)" in plan, plan

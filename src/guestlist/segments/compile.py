@@ -446,7 +446,7 @@ class _Compiler:
             where.append(events.c.timestamp >= self.now - timedelta(days=rule.within_days))
         for flt in rule.where:
             at = _JsonAt(events.c.properties, _steps(flt.property))
-            where.append(_compare(flt.op, flt.value, at))
+            where.append(_compare(flt.op, flt.value, at, conjunct=True))
         return where
 
     def aggregate(self, fact: EventFact) -> ColumnElement[Any]:
@@ -543,7 +543,7 @@ class _Compiler:
         ]
         for flt in rule.where:
             at = _JsonAt(events.c.properties, _steps(flt.property))
-            where.append(_compare(flt.op, flt.value, at))
+            where.append(_compare(flt.op, flt.value, at, conjunct=True))
         holders = select(events.c.profile_id).where(*where)
         one_is_enough = (rule.op == "gte" and rule.value <= 1) or (
             rule.op == "gt" and rule.value < 1
@@ -573,9 +573,16 @@ def _definitely(holds: ColumnElement[bool]) -> ColumnElement[bool]:
 # -- comparisons (docs/segments.md, Semantics 1-6) ------------------------------------
 
 
-def _compare(op: Op, value: Value, at: _JsonAt) -> ColumnElement[bool]:
+def _compare(
+    op: Op, value: Value, at: _JsonAt, *, conjunct: bool = False
+) -> ColumnElement[bool]:
     """`evaluate.compare` in SQL: the JSON value at `at` compared with a rule's value;
-    true or false for every row, absent values included."""
+    true or false for every row, absent values included.
+
+    `conjunct`: the result is one term of a WHERE's AND (an event filter), where NULL
+    excludes the row just as false does; an equality may then be left as a plain
+    comparison of the value's text, which an expression index can serve.
+    """
     present = _JsonIs(at, "present")
     match op:
         case "exists":
@@ -583,13 +590,13 @@ def _compare(op: Op, value: Value, at: _JsonAt) -> ColumnElement[bool]:
         case "not_exists":
             return not_(present)
         case "eq":
-            return _equal(value, at)
+            return _equal(value, at, conjunct)
         case "ne":
-            return and_(present, not_(_equal(value, at)))
+            return and_(present, not_(_equal(value, at, conjunct)))
         case "in":
-            return _member(value, at)
+            return _member(value, at, conjunct)
         case "not_in":
-            return and_(present, not_(_member(value, at)))
+            return and_(present, not_(_member(value, at, conjunct)))
         case "contains":
             assert isinstance(value, str)
             return or_(
@@ -613,26 +620,46 @@ def _compare(op: Op, value: Value, at: _JsonAt) -> ColumnElement[bool]:
             assert_never(op)
 
 
-def _equal(value: Value, at: _JsonAt) -> ColumnElement[bool]:
+def _equal(value: Value, at: _JsonAt, conjunct: bool = False) -> ColumnElement[bool]:
     if isinstance(value, bool):
         return _JsonIs(at, "true" if value else "false")
     if isinstance(value, str):
-        return and_(_JsonIs(at, "string"), _JsonText(at) == literal(value, String()))
+        equal = _JsonText(at) == literal(value, String())
+        if conjunct and _only_a_string_reads(value):
+            return equal  # NULL (absent) excludes the row like false
+        return and_(_JsonIs(at, "string"), equal)
     assert isinstance(value, int | float)
     return and_(_JsonIs(at, "number"), _NumberIs(_JsonNumber(at), "eq", value))
 
 
-def _member(value: Value, at: _JsonAt) -> ColumnElement[bool]:
+def _member(value: Value, at: _JsonAt, conjunct: bool = False) -> ColumnElement[bool]:
     assert isinstance(value, tuple) and value
     if isinstance(value[0], str):
-        strings = [literal(v, String()) for v in value if isinstance(v, str)]
-        return and_(_JsonIs(at, "string"), _JsonText(at).in_(strings))
+        texts = [v for v in value if isinstance(v, str)]
+        member = _JsonText(at).in_([literal(v, String()) for v in texts])
+        if conjunct and all(_only_a_string_reads(v) for v in texts):
+            return member
+        return and_(_JsonIs(at, "string"), member)
     numbers = [v for v in value if not isinstance(v, str)]
     if any(_NumberIs.by_kind(v) for v in numbers):
         either = or_(*(_NumberIs(_JsonNumber(at), "eq", v) for v in numbers))
         return and_(_JsonIs(at, "number"), either)
     exact = [_ExactNumber(v) for v in numbers]
     return and_(_JsonIs(at, "number"), _JsonNumber(at).in_(exact))
+
+
+def _only_a_string_reads(text: str) -> bool:
+    """Whether only the JSON string `text` has `text` as its SQL text value (SQLite's
+    `json_extract`, PostgreSQL's `#>>`): not when it could be an array or object, a
+    boolean, null or a number (PostgreSQL gives `5`, `true` for those; SQLite gives
+    them as numbers, which never equal text), so the type test may be left out."""
+    if not text or text[0] in "[{" or text in ("true", "false", "null"):
+        return False
+    try:
+        float(text)
+    except ValueError:
+        return True
+    return False
 
 
 def _ordered(op: str, left: ColumnElement[Any], right: ColumnElement[Any]) -> ColumnElement[bool]:
