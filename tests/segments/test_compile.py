@@ -695,8 +695,10 @@ def test_a_category_filter_reads_the_category_index(engine: Engine) -> None:
             conn.execute(text("SET LOCAL enable_seqscan = off"))
             conn.execute(text("SET LOCAL enable_bitmapscan = off"))
             plan = "\n".join(str(row[0]) for row in conn.execute(text(f"EXPLAIN {sql}")))
-            assert "ix_events_category" in plan, plan
+            assert "Index Only Scan using ix_events_category" in plan, plan
         else:
             rows = conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))
             plan = "\n".join(str(row[-1]) for row in rows)
-            assert "INDEX ix_events_category (name=? AND <expr>=? AND timestamp>?)" in plan, plan
+            # SQLite 3.40 does not take an index on a virtual column as covering.
+            expected = "INDEX ix_events_category (name=? AND category=? AND timestamp>?)"
+            assert expected in plan, plan

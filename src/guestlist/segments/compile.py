@@ -624,10 +624,9 @@ def _equal(value: Value, at: _JsonAt, conjunct: bool = False) -> ColumnElement[b
     if isinstance(value, bool):
         return _JsonIs(at, "true" if value else "false")
     if isinstance(value, str):
-        equal = _JsonText(at) == literal(value, String())
         if conjunct and _only_a_string_reads(value):
-            return equal  # NULL (absent) excludes the row like false
-        return and_(_JsonIs(at, "string"), equal)
+            return _text_of(at) == literal(value, String())  # NULL (absent) excludes
+        return and_(_JsonIs(at, "string"), _JsonText(at) == literal(value, String()))
     assert isinstance(value, int | float)
     return and_(_JsonIs(at, "number"), _NumberIs(_JsonNumber(at), "eq", value))
 
@@ -635,17 +634,24 @@ def _equal(value: Value, at: _JsonAt, conjunct: bool = False) -> ColumnElement[b
 def _member(value: Value, at: _JsonAt, conjunct: bool = False) -> ColumnElement[bool]:
     assert isinstance(value, tuple) and value
     if isinstance(value[0], str):
-        texts = [v for v in value if isinstance(v, str)]
-        member = _JsonText(at).in_([literal(v, String()) for v in texts])
-        if conjunct and all(_only_a_string_reads(v) for v in texts):
-            return member
-        return and_(_JsonIs(at, "string"), member)
+        texts = [literal(v, String()) for v in value if isinstance(v, str)]
+        if conjunct and all(_only_a_string_reads(str(v.value)) for v in texts):
+            return _text_of(at).in_(texts)
+        return and_(_JsonIs(at, "string"), _JsonText(at).in_(texts))
     numbers = [v for v in value if not isinstance(v, str)]
     if any(_NumberIs.by_kind(v) for v in numbers):
         either = or_(*(_NumberIs(_JsonNumber(at), "eq", v) for v in numbers))
         return and_(_JsonIs(at, "number"), either)
     exact = [_ExactNumber(v) for v in numbers]
     return and_(_JsonIs(at, "number"), _JsonNumber(at).in_(exact))
+
+
+def _text_of(at: _JsonAt) -> ColumnElement[Any]:
+    """The value's text: the events' generated, indexed `category` column for their
+    `category` (migration 0009: the same expression), else read from the JSON."""
+    if at.document is events.c.properties and at.steps == ("category",):
+        return events.c.category
+    return _JsonText(at)
 
 
 def _only_a_string_reads(text: str) -> bool:
