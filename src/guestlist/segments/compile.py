@@ -581,7 +581,7 @@ def _compare(
 
     `conjunct`: the result is one term of a WHERE's AND (an event filter), where NULL
     excludes the row just as false does; an equality may then be left as a plain
-    comparison of the value's text, which an expression index can serve.
+    comparison of the value's text, which the events' indexed `category` column serves.
     """
     present = _JsonIs(at, "present")
     match op:
@@ -634,10 +634,11 @@ def _equal(value: Value, at: _JsonAt, conjunct: bool = False) -> ColumnElement[b
 def _member(value: Value, at: _JsonAt, conjunct: bool = False) -> ColumnElement[bool]:
     assert isinstance(value, tuple) and value
     if isinstance(value[0], str):
-        texts = [literal(v, String()) for v in value if isinstance(v, str)]
-        if conjunct and all(_only_a_string_reads(str(v.value)) for v in texts):
-            return _text_of(at).in_(texts)
-        return and_(_JsonIs(at, "string"), _JsonText(at).in_(texts))
+        texts = [v for v in value if isinstance(v, str)]
+        strings = [literal(v, String()) for v in texts]
+        if conjunct and all(_only_a_string_reads(v) for v in texts):
+            return _text_of(at).in_(strings)
+        return and_(_JsonIs(at, "string"), _JsonText(at).in_(strings))
     numbers = [v for v in value if not isinstance(v, str)]
     if any(_NumberIs.by_kind(v) for v in numbers):
         either = or_(*(_NumberIs(_JsonNumber(at), "eq", v) for v in numbers))
