@@ -17,12 +17,13 @@ from guestlist.segments.compile import (
     _compare,
     _JsonAt,
     _only_a_string_reads,
+    _seekable_strings,
     compile_rule,
     latest_dobs_of_age,
 )
 from guestlist.segments.evaluate import ProfileView, evaluate
 from guestlist.segments.profile_view import load_profile_views
-from guestlist.segments.rules import Rule, RuleError
+from guestlist.segments.rules import Rule, RuleError, TraitCondition
 from guestlist.segments.text import parse_text
 from guestlist.store.engine import make_engine
 from guestlist.store.tables import events
@@ -678,6 +679,23 @@ def test_a_filter_on_text_matches_only_that_string(engine: Engine) -> None:
 )  # fmt: skip
 def test_which_literals_only_a_string_reads_as(literal: str, plain: bool) -> None:
     assert _only_a_string_reads(literal) is plain
+
+
+@pytest.mark.parametrize(
+    ("rule", "strings"),
+    [('trait.c = "bourbon"', ("bourbon",)), ('trait.c in ["a b", "12", ""]', ("a b", "12", "")),
+     ("trait.c = \"it's ~#!\"", ("it's ~#!",)), ('trait.c in ["a", "\\"q\\""]', None),
+     ('trait.c = "back\\\\slash"', None), ('trait.c = "é"', None), ('trait.c = "tab\\t"', None),
+     ("trait.c = 12", None), ('trait.c in [1, 2]', None), ('trait.c != "a"', None),
+     ('trait.c contains "a"', None)],
+)  # fmt: skip
+def test_which_trait_conditions_find_their_strings_by_json_text(
+    rule: str, strings: tuple[str, ...] | None
+) -> None:
+    """Plain printable ASCII strings only: every JSON writer spells those one way."""
+    condition = parse_text(rule)
+    assert isinstance(condition, TraitCondition)
+    assert _seekable_strings(condition) == strings
 
 
 def test_a_category_filter_reads_the_category_index(engine: Engine) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -80,6 +80,7 @@ from guestlist.segments.fact_specs import (
     OfAgeFact,
     TraitFact,
     event_facts,
+    facts_of,
 )
 from guestlist.segments.rules import (
     SAFE_INTEGER,
@@ -99,11 +100,20 @@ from guestlist.segments.rules import (
     TraitCondition,
     Value,
     exact_number,
+    walk,
 )
 from guestlist.store.tables import age_state, consent_state, events, identifiers, profiles, traits
 from guestlist.store.types import UtcDateTime
 
-__all__ = ["FOREVER", "Facts", "LatestDobs", "compile_rule", "fact_value", "latest_dobs_of_age"]
+__all__ = [
+    "FOREVER",
+    "Facts",
+    "LatestDobs",
+    "compile_rule",
+    "fact_value",
+    "index_columns",
+    "latest_dobs_of_age",
+]
 
 _ONE_DAY: Final = timedelta(days=1)
 FOREVER: Final = datetime(9999, 12, 31, tzinfo=UTC)  # consent granted with no expiry
@@ -120,6 +130,10 @@ class Facts:
 
     def column(self, fact: Fact) -> ColumnElement[Any] | None:
         return self.columns.get(fact.key)
+
+    def name(self, fact: Fact) -> str | None:
+        found = self.columns.get(fact.key)
+        return None if found is None else found.key
 
 
 def compile_rule(
@@ -150,7 +164,7 @@ def compile_rule(
     if facts is None:
         return select(profiles.c.id).where(*live, by_rows)
     f = facts.table.c
-    by_facts = _Compiler(now, resolve_segment, policy, facts).predicate(rule)
+    by_facts = _Compiler(now, resolve_segment, policy, facts).predicate(rule, conjunct=True)
     # Nearly every row is fresh: read them in one scan, not through the indexes that
     # find the few stale ones, and test freshness last, on the rows the rule keeps.
     fresh = select(f.profile_id.label("id")).where(
@@ -167,6 +181,54 @@ def compile_rule(
     stale = select(profiles.c.id).where(*live_unindexed, profiles.c.id.in_(stale_ids), by_rows)
     matched = union_all(fresh, stale).subquery("matched")
     return select(matched.c.id)
+
+
+def index_columns(rule: Rule, facts: Facts, policy: AgePolicy | None = None) -> tuple[str, ...]:
+    """The `profile_facts` columns of an index through which `rule` reads only the rows
+    holding the strings it requires, or () when it requires none.
+
+    A trait required at the top level (`and` terms) to equal one of some strings is
+    compared as JSON text there (`_JsonStringIn`), which an index on its column serves:
+    those columns lead, then the of-age columns (`= 1`), then every other column the
+    rule reads in the order the compiler tests them (the first one a range), then the
+    freshness bounds, so the index alone answers the count (segments.facts keeps it).
+    """
+    policy = policy or default_policy()
+    fingerprint = policy_fingerprint(policy)
+    terms = list(_conjuncts(rule))
+    lead = [
+        name
+        for term in terms
+        if isinstance(term, TraitCondition) and _seekable_strings(term) is not None
+        if (name := facts.name(TraitFact(term.trait))) is not None
+    ]
+    if not lead:
+        return ()
+    equal = [
+        name
+        for term in terms
+        if isinstance(term, OfAgeFor)
+        if (name := facts.name(OfAgeFact(term.category, term.level, fingerprint))) is not None
+    ]
+    ordered = sorted(terms, key=_Compiler(FOREVER, _no_segments, policy, facts).cost)
+    rest = [
+        name
+        for term in ordered
+        for fact in facts_of([term], fingerprint)
+        if (name := facts.name(fact)) is not None
+    ]
+    if any(isinstance(node, AgeCondition) for _, node in walk(rule)):
+        rest += ["dob", "level", "jurisdiction"]
+    return (*dict.fromkeys([*lead, *equal, *rest]), "fresh_from", "fresh_until")
+
+
+def _conjuncts(rule: Rule) -> Iterator[Rule]:
+    """The terms a row must meet all of: `rule`, or its `and` terms, flattened."""
+    if isinstance(rule, And):
+        for part in rule.rules:
+            yield from _conjuncts(part)
+    else:
+        yield rule
 
 
 def fact_value(
@@ -228,19 +290,21 @@ class _Compiler:
             .exists()
         )
 
-    def predicate(self, rule: Rule) -> ColumnElement[bool]:
+    def predicate(self, rule: Rule, conjunct: bool = False) -> ColumnElement[bool]:
+        """`rule` as SQL. `conjunct`: the result is one term of a WHERE's AND, where
+        NULL excludes a row as false does (only then may a comparison yield NULL)."""
         match rule:
             case And():
                 parts = rule.rules
                 if self.facts is not None:  # SQLite tests the terms in the order given
                     parts = tuple(sorted(parts, key=self.cost))
-                return and_(*(self.predicate(r) for r in parts))
+                return and_(*(self.predicate(r, conjunct) for r in parts))
             case Or():
                 return or_(*(self.predicate(r) for r in rule.rules))
             case Not():
                 return not_(self.predicate(rule.rule))
             case TraitCondition():
-                return self.trait(rule)
+                return self.trait(rule, conjunct)
             case ConsentCondition():
                 return self.consent(rule)
             case AgeCondition():
@@ -250,7 +314,7 @@ class _Compiler:
             case EventCondition():
                 return self.event(rule)
             case InSegment():
-                return self.in_segment(rule)
+                return self.in_segment(rule, conjunct)
             case IdentifierCondition():
                 held = self.exists(
                     identifiers,
@@ -293,9 +357,11 @@ class _Compiler:
             case _:
                 assert_never(rule)
 
-    def trait(self, rule: TraitCondition) -> ColumnElement[bool]:
+    def trait(self, rule: TraitCondition, conjunct: bool = False) -> ColumnElement[bool]:
         column = None if self.facts is None else self.facts.column(TraitFact(rule.trait))
         if column is not None:  # SQL NULL (no trait) is absent, as JSON null is
+            if conjunct and (strings := _seekable_strings(rule)) is not None:
+                return _JsonStringIn(column, strings)  # an index on the column serves it
             held = _JsonAt(column)
             if rule.op == "not_exists":
                 return not_(_JsonIs(held, "present"))
@@ -554,13 +620,13 @@ class _Compiler:
             )
         return self.pid.in_(holders)
 
-    def in_segment(self, rule: InSegment) -> ColumnElement[bool]:
+    def in_segment(self, rule: InSegment, conjunct: bool = False) -> ColumnElement[bool]:
         if rule.slug in self.using:
             chain = " → ".join([*self.using, rule.slug])
             raise RuleError("", f"segments would form a cycle: {chain}")
         self.using.append(rule.slug)
         try:
-            return self.predicate(self.resolve_segment(rule.slug))
+            return self.predicate(self.resolve_segment(rule.slug), conjunct)
         finally:
             self.using.pop()
 
@@ -653,6 +719,25 @@ def _text_of(at: _JsonAt) -> ColumnElement[Any]:
     if at.document is events.c.properties and at.steps == ("category",):
         return events.c.category
     return _JsonText(at)
+
+
+def _seekable_strings(rule: TraitCondition) -> tuple[str, ...] | None:
+    """The strings an `eq`/`in` condition requires the trait to be, when each is plain
+    printable ASCII (no quote, no backslash): every JSON writer — orjson, which stores
+    trait values, SQLite's and PostgreSQL's own — writes such a string as itself in
+    quotes, so it can be found by its JSON text. None otherwise."""
+    if rule.op == "eq":
+        values: tuple[Any, ...] = (rule.value,)
+    elif rule.op == "in" and isinstance(rule.value, tuple):
+        values = rule.value
+    else:
+        return None
+    if not all(isinstance(v, str) and _PLAIN.fullmatch(v) for v in values):
+        return None
+    return values
+
+
+_PLAIN: Final = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII but " and \
 
 
 def _only_a_string_reads(text: str) -> bool:
@@ -880,6 +965,18 @@ class _JsonArrayHas(_Sql):
         super().__init__(at.document, literal(string, String()))
 
 
+class _JsonStringIn(_Sql):
+    """The JSON column holds one of the plain `strings` (`_seekable_strings`), compared
+    as stored JSON text (SQLite) or as jsonb (PostgreSQL), so a plain index on the
+    column serves it. NULL for a row without the value: only for a term of an AND."""
+
+    inherit_cache = False
+    name = "json_string_in"
+
+    def __init__(self, document: ColumnElement[Any], strings: Sequence[str]) -> None:
+        super().__init__(document, *(literal(f'"{s}"', String()) for s in strings))
+
+
 class _TextContains(_Sql):
     inherit_cache = False
     name = "text_contains"
@@ -1091,6 +1188,18 @@ def _json_text_sqlite(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> s
 def _json_text_pg(element: _JsonText, compiler: SQLCompiler, **kw: Any) -> str:
     document = _render(compiler, element.parts()[0], **kw)
     return f"({document} #>> {_pg_path(element.steps)})"
+
+
+@compiles(_JsonStringIn, "sqlite")
+def _json_string_in_sqlite(element: _JsonStringIn, compiler: SQLCompiler, **kw: Any) -> str:
+    document, *texts = (_render(compiler, part, **kw) for part in element.parts())
+    return f"{document} IN ({', '.join(texts)})"
+
+
+@compiles(_JsonStringIn, "postgresql")
+def _json_string_in_pg(element: _JsonStringIn, compiler: SQLCompiler, **kw: Any) -> str:
+    document, *texts = (_render(compiler, part, **kw) for part in element.parts())
+    return f"{document} IN ({', '.join(f'CAST({t} AS JSONB)' for t in texts)})"
 
 
 @compiles(_JsonNumber, "sqlite")

@@ -26,10 +26,17 @@ Columns are added and dropped as rules come and go (`ALTER TABLE`); `fact_column
 names them (`f<id>`) and says which are filled (`ready`). The fixed columns are filled
 by the first build; the row `key = "base"` says so. With no segment and no computed
 trait nothing is maintained, and the base row is marked not ready until rebuilt.
+
+Indexes come and go with the rules too: a stored rule that requires a trait to be one
+of some strings gets an index leading with that column and holding every column the
+rule reads (`compile.index_columns`), so its count reads the index entries of those
+strings, not every row (`ix_profile_facts_rule_<digest of the columns>`, at most
+`MAX_RULE_INDEXES`: each one is written with every row).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,7 +65,13 @@ from sqlalchemy.types import NullType, TypeEngine
 from guestlist.age.policy import default_policy
 from guestlist.consent.ledger import CHANNELS
 from guestlist.identity.merge import merge_step
-from guestlist.segments.compile import FOREVER, Facts, fact_value, policy_fingerprint
+from guestlist.segments.compile import (
+    FOREVER,
+    Facts,
+    fact_value,
+    index_columns,
+    policy_fingerprint,
+)
 from guestlist.segments.due import STALE  # fresh_until of a row known to be out of date
 from guestlist.segments.fact_specs import (
     ConsentFact,
@@ -83,6 +96,9 @@ BASE: Final = "base"
 # Consent for marketing on every channel is always kept: previews test it most.
 ALWAYS: Final = frozenset(ConsentFact(channel, "marketing").key for channel in CHANNELS)
 FIXED: Final = ("profile_id", "fresh_from", "fresh_until", "dob", "level", "jurisdiction")
+# Indexes kept for rules (each is one more write per row the pipeline rewrites).
+MAX_RULE_INDEXES: Final = 8
+RULE_INDEX: Final = "ix_profile_facts_rule_"
 
 
 @dataclass(frozen=True)
@@ -207,11 +223,14 @@ def ensure_facts(
     elif pending := [c for c in state.columns if not c.ready]:
         _fill(conn, state, pending, now)
     else:
+        _sync_indexes(conn, state, rules)
         return state
     conn.execute(update(fact_columns).values(ready=True))
     if conn.scalar(select(fact_columns.c.id).where(fact_columns.c.key == BASE)) is None:
         conn.execute(insert(fact_columns).values(key=BASE, ready=True, created_at=now))
-    return load_state(conn)
+    state = load_state(conn)
+    _sync_indexes(conn, state, rules)
+    return state
 
 
 def _fill(conn: Connection, state: FactsState, pending: list[FactColumn], now: datetime) -> None:
@@ -245,6 +264,7 @@ def _fill(conn: Connection, state: FactsState, pending: list[FactColumn], now: d
     names = [c.name for c in kept] + ["fresh_from"] + [c.name for c in pending]
     _empty(conn)
     conn.execute(insert(facts_table).from_select(names, select(*values)))
+    conn.exec_driver_sql("DROP TABLE facts_before")  # another fill may follow in this transaction
 
 
 def _empty(conn: Connection) -> None:
@@ -293,7 +313,7 @@ def _sync_columns(
     # A column no row of fact_columns names (its row deleted without it) goes first.
     named = set(FIXED) | {c.name for c in state.columns}
     for orphan in sorted(_present_columns(conn) - named):
-        conn.exec_driver_sql(f"ALTER TABLE profile_facts DROP COLUMN {orphan}")
+        _drop_column(conn, orphan)
     for key in sorted(wanted - have.keys()):
         new_id = conn.execute(
             insert(fact_columns)
@@ -305,9 +325,70 @@ def _sync_columns(
         conn.exec_driver_sql(f"ALTER TABLE profile_facts ADD COLUMN {added.name} {ddl}".rstrip())
     for key in sorted(have.keys() - wanted):
         gone = have[key]
-        conn.exec_driver_sql(f"ALTER TABLE profile_facts DROP COLUMN {gone.name}")
+        _drop_column(conn, gone.name)
         conn.execute(delete(fact_columns).where(fact_columns.c.id == gone.id))
     return load_state(conn)
+
+
+# -- indexes ------------------------------------------------------------------------------
+
+
+def _sync_indexes(conn: Connection, state: FactsState, rules: Sequence[Rule]) -> None:
+    """Make the rule indexes those `rules` want (the first `MAX_RULE_INDEXES` of them)."""
+    facts = state.for_compiler()
+    wanted: dict[str, tuple[str, ...]] = {}
+    for rule in rules:
+        columns = () if facts is None else index_columns(rule, facts)
+        if columns and len(wanted) < MAX_RULE_INDEXES:
+            wanted.setdefault(rule_index_name(columns), columns)
+    present = rule_indexes(conn)
+    for name in present.keys() - wanted.keys():
+        conn.exec_driver_sql(f"DROP INDEX {name}")
+    for name in wanted.keys() - present.keys():
+        listed = ", ".join(wanted[name])
+        # PostgreSQL: with the id too, the count is an index-only scan.
+        include = " INCLUDE (profile_id)" if conn.dialect.name == "postgresql" else ""
+        conn.exec_driver_sql(f"CREATE INDEX {name} ON profile_facts ({listed}){include}")
+
+
+def rule_index_name(columns: Sequence[str]) -> str:
+    return RULE_INDEX + hashlib.sha1(",".join(columns).encode()).hexdigest()[:12]
+
+
+def rule_indexes(conn: Connection) -> dict[str, tuple[str, ...]]:
+    """The rule indexes on profile_facts, with their columns."""
+    if conn.dialect.name == "postgresql":
+        query = """
+            SELECT i.relname, array_agg(a.attname ORDER BY k.n)
+            FROM pg_index x
+            JOIN pg_class i ON i.oid = x.indexrelid
+            JOIN pg_class t ON t.oid = x.indrelid
+            CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, n)
+            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+            WHERE k.n <= x.indnkeyatts  -- the key columns, not INCLUDE's
+              AND t.relname = 'profile_facts'
+              AND t.relnamespace = current_schema()::regnamespace
+            GROUP BY i.relname
+        """
+        found = {str(n): tuple(cols) for n, cols in conn.exec_driver_sql(query)}
+    else:
+        names = conn.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'profile_facts'"
+        ).scalars()
+        found = {
+            str(name): tuple(
+                str(row[2]) for row in conn.exec_driver_sql(f'PRAGMA index_info("{name}")')
+            )
+            for name in list(names)
+        }
+    return {name: columns for name, columns in found.items() if name.startswith(RULE_INDEX)}
+
+
+def _drop_column(conn: Connection, name: str) -> None:
+    for index, columns in rule_indexes(conn).items():
+        if name in columns:  # SQLite drops no column an index holds
+            conn.exec_driver_sql(f"DROP INDEX {index}")
+    conn.exec_driver_sql(f"ALTER TABLE profile_facts DROP COLUMN {name}")
 
 
 def _present_columns(conn: Connection) -> set[str]:
