@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, column, select, table, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import CompileError
 
@@ -18,12 +19,13 @@ from guestlist.segments.compile import (
     _JsonAt,
     _only_a_string_reads,
     _seekable_strings,
+    _SumIs,
     compile_rule,
     latest_dobs_of_age,
 )
 from guestlist.segments.evaluate import ProfileView, evaluate
 from guestlist.segments.profile_view import load_profile_views
-from guestlist.segments.rules import Rule, RuleError, TraitCondition
+from guestlist.segments.rules import Rule, RuleError, TraitCondition, exact_number
 from guestlist.segments.text import parse_text
 from guestlist.store.engine import make_engine
 from guestlist.store.tables import events
@@ -720,3 +722,43 @@ def test_a_category_filter_reads_the_category_index(engine: Engine) -> None:
             # SQLite 3.40 does not take an index on a virtual column as covering.
             expected = "INDEX ix_events_category (name=? AND category=? AND timestamp>?)"
             assert expected in plan, plan
+
+
+SUM_TEXTS = (
+    "100", "100.00", "100.0000000000000001", "99.99999999999999999", "100.000000001",
+    "1E+400", "-1E+400", "1E-400", "-1E-400", "0", "-0.0", "33.333333333333336",
+    "99999999999999999999999", "1.7976931348623157E+308", None,
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("op", ["eq", "ne", "lt", "lte", "gt", "gte"])
+@pytest.mark.parametrize("value", [100, 0, 1e-300, 99.99999999999999, 33.333333333333336, 1e308])
+def test_a_sum_held_as_text_compares_exactly_on_sqlite(op: str, value: float) -> None:
+    """A facts column's exact sum (decimal text) is compared by doubles where they
+    cannot be wrong and by exact decimals otherwise; every answer is the exact one."""
+    engine = make_engine("sqlite://")
+    totals = table("totals", column("total"), column("n"))
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE totals (total TEXT, n INTEGER)")
+        rows = [{"total": t, "n": n} for t in SUM_TEXTS for n in (1, 3)]
+        conn.execute(totals.insert(), rows)
+        tests = [
+            _SumIs(totals.c.total, op, value),
+            _SumIs(totals.c.total, op, value, times=totals.c.n),
+        ]
+        found = conn.execute(select(totals.c.total, totals.c.n, *tests)).all()
+    target = exact_number(value)
+    for total, n, plain, times_n in found:
+        if total is None:
+            assert plain is None and times_n is None
+            continue
+        exact = Decimal(total)
+        assert bool(plain) == _holds(op, exact, target), (total, op, value)
+        assert bool(times_n) == _holds(op, exact, target * n), (total, n, op, value)
+
+
+def _holds(op: str, left: Decimal, right: Decimal) -> bool:
+    return {
+        "eq": left == right, "ne": left != right, "lt": left < right,
+        "lte": left <= right, "gt": left > right, "gte": left >= right,
+    }[op]  # fmt: skip

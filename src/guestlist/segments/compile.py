@@ -23,6 +23,7 @@ Three habits make the SQL exact:
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ from typing import Any, Final, assert_never
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    ColumnClause,
     ColumnElement,
     Exists,
     Numeric,
@@ -1090,6 +1092,7 @@ class _SumIs(_Sql):
     ) -> None:
         self.symbol = _SYMBOLS[op]
         exact = exact_number(value)
+        self.approx = float(exact)  # the nearest double: SQLite's quick test (_sum_is_sqlite)
         parts = [total, literal(str(exact), String()), literal(exact, Numeric())]
         if times is not None:
             parts.append(times)
@@ -1331,7 +1334,19 @@ def _sum_is_sqlite(element: _SumIs, compiler: SQLCompiler, **kw: Any) -> str:
     parts = element.parts()
     total, text = _render(compiler, parts[0], **kw), _render(compiler, parts[1], **kw)
     times = _render(compiler, parts[3], **kw) if len(parts) > 3 else "1"
-    return f"(gl_decimal_cmp({total}, {text}, {times}) {element.symbol} 0)"
+    exact = f"gl_decimal_cmp({total}, {text}, {times})"
+    if not isinstance(parts[0], ColumnClause) or not math.isfinite(element.approx):
+        return f"({exact} {element.symbol} 0)"  # a subquery: computed once, not four times
+    # The exact comparison is a Python function, ~4 µs a row. Doubles decide first where
+    # they cannot be wrong: text to double and the product are off by ~1e-16 of the
+    # values, far inside the margin; a difference within it (equal sums, values beyond
+    # a double's range, NULL) goes to the exact comparison.
+    a, b = f"CAST({total} AS REAL)", f"({element.approx!r} * {times})"
+    margin = f"(1e-9 * (abs({a}) + abs({b})) + 1e-290)"
+    return (
+        f"(CASE WHEN {a} - {b} > {margin} THEN 1 WHEN {b} - {a} > {margin} THEN -1 "
+        f"ELSE {exact} END {element.symbol} 0)"
+    )
 
 
 @compiles(_SumIs, "postgresql")
