@@ -201,8 +201,10 @@ def test_columns_come_and_go_with_the_rules(engine: Engine) -> None:
         assert top not in row(conn, bob)
     with engine.begin() as conn:
         delete_segment(conn, "gold", actor="test")
+        assert rule_indexes(conn)  # the gold rule's
         refresh_profiles(conn, [ann])  # nothing keeps the rows now
         assert not load_state(conn).built
+        assert rule_indexes(conn) == {}
         # A column whose row is gone (a restored backup, a manual delete) is dropped
         # when the columns are next made to match.
         conn.execute(delete(fact_columns).where(fact_columns.c.key != BASE))

@@ -276,8 +276,11 @@ def _empty(conn: Connection) -> None:
 
 
 def mark_unbuilt(conn: Connection) -> None:
-    """Nothing maintains the rows any more: stop the compiler reading them."""
+    """Nothing maintains the rows any more: stop the compiler reading them, and drop
+    the rule indexes (no rule left to serve, and each would be written for nothing)."""
     conn.execute(update(fact_columns).where(fact_columns.c.key == BASE).values(ready=False))
+    for name in rule_indexes(conn):
+        conn.exec_driver_sql(f"DROP INDEX {name}")
 
 
 def set_fresh_until(conn: Connection, profile_ids: Sequence[int] | None, now: datetime) -> None:
