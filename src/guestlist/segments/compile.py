@@ -1335,8 +1335,10 @@ def _sum_is_sqlite(element: _SumIs, compiler: SQLCompiler, **kw: Any) -> str:
     total, text = _render(compiler, parts[0], **kw), _render(compiler, parts[1], **kw)
     times = _render(compiler, parts[3], **kw) if len(parts) > 3 else "1"
     exact = f"gl_decimal_cmp({total}, {text}, {times})"
+    # A sum from a subquery is computed once here, not four times; a rule's number
+    # beyond a double's range has no double to compare with.
     if not isinstance(parts[0], ColumnClause) or not math.isfinite(element.approx):
-        return f"({exact} {element.symbol} 0)"  # a subquery: computed once, not four times
+        return f"({exact} {element.symbol} 0)"
     # The exact comparison is a Python function, ~4 µs a row. Doubles decide first where
     # they cannot be wrong: text to double and the product are off by ~1e-16 of the
     # values, far inside the margin; a difference within it (equal sums, values beyond
