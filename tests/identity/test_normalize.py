@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pickle
+
 import pytest
 from email_validator import EmailNotValidError, validate_email
 from hypothesis import example, given, settings
@@ -94,6 +96,15 @@ def test_phone_is_e164_with_default_region(raw: str, region: str, e164: str) -> 
 def test_invalid_phone_is_refused(raw: str) -> None:
     with pytest.raises(InvalidIdentifier):
         normalize("phone", raw)
+
+
+def test_an_identifier_crosses_processes_whole() -> None:
+    # An import's reader process hands its normalised identifiers over by pickle.
+    ident = normalize("email", " Jo.Ann+news@GMail.com ")
+    copy = pickle.loads(pickle.dumps([ident, normalize("phone", "(416) 555-0199", "CA")]))
+    assert copy == [ident, normalize("phone", "(416) 555-0199", "CA")]
+    assert (copy[0].kind, copy[0].key) == ("email", "joann@gmail.com")
+    assert copy[0].value == "jo.ann+news@gmail.com"
 
 
 def test_ids_match_exactly_as_given() -> None:
