@@ -25,7 +25,7 @@ from guestlist.identity.rules import load_rules
 from guestlist.inbox.parsers import parse_envelope
 from guestlist.inbox.store import InboxEnvelope
 from guestlist.privacy.suppression import screen_batch
-from guestlist.profiles.apply import apply_events, drop_seen
+from guestlist.profiles.apply import apply_events, drop_reimported, drop_seen
 from guestlist.segments.membership import refresh_profiles
 from guestlist.store.planner_stats import analyze_stale_tables
 from guestlist.store.tables import inbox, sources
@@ -96,6 +96,7 @@ def process_events(
     fresh = drop_seen(conn, batch)
     if fresh:
         found = BatchResolver(conn, load_rules()).resolve(fresh)
+        fresh, found = drop_reimported(conn, fresh, found)
         screen_batch(conn, fresh, found)  # P-3: erased addresses stay opted out
         # Before the events are written: a statement that cannot be recorded becomes
         # an issue on its event. Age first, so that a batch's consent is recorded with

@@ -1,4 +1,5 @@
-"""Customer file imports: the reader process gives the same result as reading inline."""
+"""Customer file imports: the reader process gives the same result as reading inline, and
+a row imported again applies nothing."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
-from guestlist.capture.imports import import_file, prepare_chunks
-from guestlist.store.tables import events, identifiers, profiles
+from guestlist.capture.imports import file_digest, import_file, prepare_chunks
+from guestlist.store.tables import age_records, events, identifiers, profiles, traits
 
 
 def write_file(path: Path) -> None:
@@ -27,7 +28,7 @@ def write_file(path: Path) -> None:
 def test_reader_process_imports_what_inline_reading_does(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     write_file(path)
-    inline = list(prepare_chunks(path, "csv", "US", 4))
+    inline = list(prepare_chunks(path, "csv", "US", 4, file_digest(path)[:16]))
     report = import_file(engine, path, "pos", chunk_size=4, parallel=True)
     assert report.rows == sum(c.rows for c in inline) == 30
     assert report.imported == sum(c.messages for c in inline) == 27
@@ -43,3 +44,61 @@ def test_reader_process_imports_what_inline_reading_does(engine: Engine, tmp_pat
         emails = conn.scalar(select(func.count()).where(identifiers.c.kind == "email"))
     assert emails == len({f"c{i % 20}" for i in range(30) if i % 10 not in (3, 7)})
     assert n_profiles == emails + 3
+
+
+def write_rows(path: Path, rows: list[list[str]]) -> None:
+    with path.open("w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["email", "birthday", "tier"])
+        w.writerows(rows)
+
+
+def test_a_row_imported_again_from_another_file_applies_nothing(
+    engine: Engine, tmp_path: Path
+) -> None:
+    first, second = tmp_path / "monday.csv", tmp_path / "friday.csv"
+    write_rows(first, [["a@shop.ca", "1980-01-02", "gold"], ["b@shop.ca", "1990-03-04", "silver"]])
+    # Friday's export: Monday's rows in another order, one of them changed, one new
+    # customer, and one row twice.
+    write_rows(
+        second,
+        [
+            ["c@shop.ca", "1985-05-06", "gold"],
+            ["b@shop.ca", "1990-03-04", "gold"],
+            ["a@shop.ca", "1980-01-02", "gold"],
+            ["c@shop.ca", "1985-05-06", "gold"],
+        ],
+    )
+    import_file(engine, first, "pos")
+    import_file(engine, second, "pos")
+    import_file(engine, second, "pos")  # the same file again: its ids are known
+    with engine.connect() as conn:
+        stored = conn.execute(
+            select(events.c.profile_id, events.c.message_id).order_by(events.c.id)
+        ).all()
+        tiers = dict(
+            conn.execute(
+                select(identifiers.c.key, traits.c.value)
+                .join(traits, traits.c.profile_id == identifiers.c.profile_id)
+                .where(traits.c.name == "tier")
+            ).all()
+        )
+        n_age_records = conn.scalar(select(func.count()).select_from(age_records))
+    # Monday's two rows, then Friday's changed b and new c; a and c's repeat apply nothing.
+    assert len(stored) == 4
+    assert tiers == {"a@shop.ca": "gold", "b@shop.ca": "gold", "c@shop.ca": "gold"}
+    assert n_age_records == 4  # a, b, c, and b's changed row stating its birthday again
+    # Ids follow the file's order, so they append to the events index.
+    friday = [m for _, m in stored[2:]]
+    assert friday == sorted(friday)
+    assert all(m.startswith("import-" + file_digest(second)[:16]) for m in friday)
+
+
+def test_the_same_row_from_another_source_is_applied(engine: Engine, tmp_path: Path) -> None:
+    path = tmp_path / "customers.csv"
+    write_rows(path, [["a@shop.ca", "1980-01-02", "gold"]])
+    import_file(engine, path, "pos")
+    import_file(engine, path, "website-export")
+    with engine.connect() as conn:
+        assert conn.scalar(select(func.count()).select_from(events)) == 2
+        assert conn.scalar(select(func.count()).select_from(profiles)) == 1

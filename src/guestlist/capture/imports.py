@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
+from guestlist.capture.import_ids import row_message_id
 from guestlist.identity.normalize import (
     InvalidIdentifier,
     MemoKey,
@@ -110,10 +111,12 @@ def row_to_identify(
     region: str,
     problems: list[RowProblem],
     checked: list[MemoKey] | None = None,
+    file_key: str = "",
 ) -> dict[str, Any] | None:
     """One row as a Segment identify call, or None (with a problem) if it names no one.
 
-    `checked` collects the identifier values normalised, to hand their results on.
+    `checked` collects the identifier values normalised, to hand their results on;
+    `file_key` names the file in the row's `messageId`.
     """
     rules = load_rules()
     message: dict[str, Any] = {"type": "identify", "traits": {}}
@@ -159,10 +162,9 @@ def row_to_identify(
     if usable == 0:
         problems.append(RowProblem(line, "", "", "no usable identifier (email, phone or id)", True))
         return None
-    # The same row content is the same message: a re-import applies nothing twice.
-    message["messageId"] = (
-        "import-" + hashlib.sha1(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    )
+    # In file order, ending in the row's hash: a re-import applies nothing twice.
+    content = hashlib.sha1(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    message["messageId"] = row_message_id(file_key, line, content)
     return message
 
 
@@ -188,7 +190,7 @@ class PreparedChunk:
 
 
 def prepare_chunks(
-    path: Path, fmt: str, region: str, chunk_size: int
+    path: Path, fmt: str, region: str, chunk_size: int, file_key: str
 ) -> Iterator[PreparedChunk]:
     """Read the file into chunks of identify calls; no database involved."""
     messages: list[dict[str, Any]] = []
@@ -209,7 +211,7 @@ def prepare_chunks(
         if isinstance(row, str):
             problems.append(RowProblem(line, "", "", row, True))
         else:
-            message = row_to_identify(line, row, region, problems, checked)
+            message = row_to_identify(line, row, region, problems, checked, file_key)
             if message is not None:
                 messages.append(message)
         if len(messages) >= chunk_size:
@@ -222,10 +224,10 @@ class ImportFailed(RuntimeError):
     """The file could not be read to the end (the rows before were imported)."""
 
 
-def _reader(path: Path, fmt: str, region: str, chunk_size: int, queue: Any) -> None:
+def _reader(path: Path, fmt: str, region: str, chunk_size: int, file_key: str, queue: Any) -> None:
     """The reader process: parse and check rows while the parent stores earlier ones."""
     try:
-        for prepared in prepare_chunks(path, fmt, region, chunk_size):
+        for prepared in prepare_chunks(path, fmt, region, chunk_size, file_key):
             queue.put(prepared)
     except BaseException as exc:  # reported to the parent, which raises it
         queue.put(f"{type(exc).__name__}: {exc}")
@@ -234,13 +236,13 @@ def _reader(path: Path, fmt: str, region: str, chunk_size: int, queue: Any) -> N
 
 
 def _read_in_process(
-    path: Path, fmt: str, region: str, chunk_size: int
+    path: Path, fmt: str, region: str, chunk_size: int, file_key: str
 ) -> Iterator[PreparedChunk]:
     # `spawn`: the parent may hold database connections and threads a fork would copy.
     context = multiprocessing.get_context("spawn")
     queue = context.Queue(maxsize=4)  # bounds memory: a few chunks ahead at most
     reader = context.Process(
-        target=_reader, args=(path, fmt, region, chunk_size, queue), daemon=True
+        target=_reader, args=(path, fmt, region, chunk_size, file_key, queue), daemon=True
     )
     reader.start()
     try:
@@ -294,10 +296,11 @@ def import_file(
         source_id = ensure_source(conn, source_name, kind="import", default_region=region)
     if parallel is None:
         parallel = path.stat().st_size >= PARALLEL_FROM_BYTES
+    file_key = digest[:16]
     chunks = (
-        _read_in_process(path, fmt, region, chunk_size)
+        _read_in_process(path, fmt, region, chunk_size, file_key)
         if parallel
-        else prepare_chunks(path, fmt, region, chunk_size)
+        else prepare_chunks(path, fmt, region, chunk_size, file_key)
     )
     report = ImportReport()
     for prepared in chunks:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from guestlist.canonical import CanonicalEvent
+from guestlist.capture.import_ids import row_hash
 from guestlist.identity.graph import EventIdentity
 from guestlist.profiles.trait_names import canonical_trait_name
 from guestlist.store.bulk import bulk_insert, bulk_upsert_newer, select_in, sqlite_datetime
@@ -33,6 +34,50 @@ def drop_seen(conn: Connection, batch: Sequence[CanonicalEvent]) -> list[Canonic
             stored.add(key)
             fresh.append(event)
     return fresh
+
+
+def drop_reimported(
+    conn: Connection, batch: Sequence[CanonicalEvent], found: Sequence[EventIdentity]
+) -> tuple[list[CanonicalEvent], list[EventIdentity]]:
+    """Resolved events without the imported rows their profile already received.
+
+    An imported row's `messageId` ends in the hash of the row (capture.import_ids): the
+    same row from the same source, met again in another file or twice in one, applies
+    nothing. Only profiles that existed before the batch are looked up, by profile, so
+    a first import reads nothing here.
+    """
+    contents = [row_hash(e.message_id) if e.type == "identify" else None for e in batch]
+    if not any(contents):
+        return list(batch), list(found)
+    by_source: dict[int, set[int]] = {}
+    for event, ident, content in zip(batch, found, contents, strict=True):
+        if content is not None and not ident.created:
+            by_source.setdefault(event.source_id, set()).add(ident.profile_id)
+    stored: set[tuple[int, int, str]] = set()
+    for source_id, profile_ids in by_source.items():
+        columns = ["profile_id", "message_id"]
+        for pid, message_id in select_in(
+            conn,
+            events,
+            columns,
+            "profile_id",
+            sorted(profile_ids),
+            source_id=source_id,
+            type="identify",
+        ):
+            if (held := row_hash(message_id)) is not None:
+                stored.add((int(pid), source_id, held))
+    kept_events: list[CanonicalEvent] = []
+    kept_found: list[EventIdentity] = []
+    for event, ident, content in zip(batch, found, contents, strict=True):
+        if content is not None:
+            key = (ident.profile_id, event.source_id, content)
+            if key in stored:
+                continue
+            stored.add(key)
+        kept_events.append(event)
+        kept_found.append(ident)
+    return kept_events, kept_found
 
 
 def trait_updates(event: CanonicalEvent) -> dict[str, Any]:
