@@ -41,6 +41,5 @@ age_state = Table(
     Column("conflict", Boolean, nullable=False, default=False),
     Column("detail", Text, nullable=True),
     Column("updated_at", UtcDateTime, nullable=False),
-    Index(None, "jurisdiction", "dob"),
     info={"profile_scoped": True},
 )
