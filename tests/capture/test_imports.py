@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, func, select
 
+from guestlist.capture.import_ids import file_key
 from guestlist.capture.imports import file_digest, import_file, prepare_chunks
 from guestlist.store.tables import age_records, events, identifiers, profiles, traits
 
@@ -28,7 +29,7 @@ def write_file(path: Path) -> None:
 def test_reader_process_imports_what_inline_reading_does(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     write_file(path)
-    inline = list(prepare_chunks(path, "csv", "US", 4, file_digest(path)[:16]))
+    inline = list(prepare_chunks(path, "csv", "US", 4, file_key(file_digest(path))))
     report = import_file(engine, path, "pos", chunk_size=4, parallel=True)
     assert report.rows == sum(c.rows for c in inline) == 30
     assert report.imported == sum(c.messages for c in inline) == 27
@@ -91,7 +92,7 @@ def test_a_row_imported_again_from_another_file_applies_nothing(
     # Ids follow the file's order, so they append to the events index.
     friday = [m for _, m in stored[2:]]
     assert friday == sorted(friday)
-    assert all(m.startswith("import-" + file_digest(second)[:16]) for m in friday)
+    assert all(m.startswith("import-" + file_key(file_digest(second))) for m in friday)
 
 
 def test_the_same_row_from_another_source_is_applied(engine: Engine, tmp_path: Path) -> None:

@@ -13,8 +13,16 @@ from __future__ import annotations
 import re
 
 PREFIX = "import-"
+FILE_KEY_LENGTH = 16  # hex digits of the file's SHA-256 that name it in its rows' ids
 # `import-<file>-<line>-<sha1>`, or `import-<sha1>` as imports wrote before (stop 14).
-_IMPORTED = re.compile(r"import-(?:[0-9a-f]{16}-[0-9]{10}-)?([0-9a-f]{40})\Z")
+_IMPORTED = re.compile(
+    re.escape(PREFIX) + rf"(?:[0-9a-f]{{{FILE_KEY_LENGTH}}}-[0-9]{{10}}-)?([0-9a-f]{{40}})\Z"
+)
+
+
+def file_key(digest: str) -> str:
+    """What names a file (by its SHA-256, `imports.file_digest`) in its rows' ids."""
+    return digest[:FILE_KEY_LENGTH]
 
 
 def row_message_id(file_key: str, line: int, row_hash: str) -> str:

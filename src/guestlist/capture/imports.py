@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
-from guestlist.capture.import_ids import row_message_id
+from guestlist.capture import import_ids
 from guestlist.identity.normalize import (
     InvalidIdentifier,
     MemoKey,
@@ -110,8 +110,8 @@ def row_to_identify(
     row: dict[str, Any],
     region: str,
     problems: list[RowProblem],
-    checked: list[MemoKey] | None = None,
-    file_key: str = "",
+    checked: list[MemoKey] | None,
+    file_key: str,
 ) -> dict[str, Any] | None:
     """One row as a Segment identify call, or None (with a problem) if it names no one.
 
@@ -164,7 +164,7 @@ def row_to_identify(
         return None
     # In file order, ending in the row's hash: a re-import applies nothing twice.
     content = hashlib.sha1(orjson.dumps(row, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    message["messageId"] = row_message_id(file_key, line, content)
+    message["messageId"] = import_ids.row_message_id(file_key, line, content)
     return message
 
 
@@ -296,7 +296,7 @@ def import_file(
         source_id = ensure_source(conn, source_name, kind="import", default_region=region)
     if parallel is None:
         parallel = path.stat().st_size >= PARALLEL_FROM_BYTES
-    file_key = digest[:16]
+    file_key = import_ids.file_key(digest)
     chunks = (
         _read_in_process(path, fmt, region, chunk_size, file_key)
         if parallel

@@ -54,8 +54,8 @@ def drop_reimported(
         if content is not None and not ident.created:
             by_source.setdefault(event.source_id, set()).add(ident.profile_id)
     stored: set[tuple[int, int, str]] = set()
+    columns = ["profile_id", "message_id"]
     for source_id, profile_ids in by_source.items():
-        columns = ["profile_id", "message_id"]
         for pid, message_id in select_in(
             conn,
             events,
