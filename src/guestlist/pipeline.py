@@ -8,6 +8,7 @@ worker killed at any moment leaves it pending and the next run redoes it whole; 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import structlog
 from sqlalchemy import Connection, Engine, select, text, update
@@ -20,12 +21,13 @@ from guestlist.age.events import plan_age, record_age
 from guestlist.canonical import CanonicalEvent
 from guestlist.consent.events import plan_consent, record_consent
 from guestlist.consent.gpc import plan_gpc, record_gpc
-from guestlist.identity.graph import BatchResolver
+from guestlist.identity.graph import BatchResolver, EventIdentity, Extracted
 from guestlist.identity.rules import load_rules
 from guestlist.inbox.parsers import parse_envelope
 from guestlist.inbox.store import InboxEnvelope
 from guestlist.privacy.suppression import screen_batch
 from guestlist.profiles.apply import apply_events, drop_reimported, drop_seen
+from guestlist.runtime import collector_paused
 from guestlist.segments.membership import refresh_profiles
 from guestlist.store.planner_stats import analyze_stale_tables
 from guestlist.store.tables import inbox, sources
@@ -87,15 +89,17 @@ def process_events(
     batch: Sequence[CanonicalEvent],
     *,
     request_headers: Mapping[int, Mapping[str, str]] | None = None,
+    extracted: Extracted | None = None,
 ) -> int:
     """Resolve and apply canonical events not seen before; returns how many were new.
 
     `request_headers` are the headers kept with each event's inbox envelope, by inbox
     id: what only the HTTP request showed (the Global Privacy Control header, P-5).
+    `extracted`: identifiers already extracted from some of the events.
     """
     fresh = drop_seen(conn, batch)
     if fresh:
-        found = BatchResolver(conn, load_rules()).resolve(fresh)
+        found = BatchResolver(conn, load_rules()).resolve(fresh, extracted)
         fresh, found = drop_reimported(conn, fresh, found)
         screen_batch(conn, fresh, found)  # P-3: erased addresses stay opted out
         # Before the events are written: a statement that cannot be recorded becomes
@@ -110,11 +114,38 @@ def process_events(
     return len(fresh)
 
 
-def _process(conn: Connection, envelopes: Sequence[InboxEnvelope]) -> None:
+@dataclass
+class ParsedEnvelope:
+    """What parsing a stored envelope gives, and its events' identifiers, worked out
+    ahead: an import's reader process does so for what it stores, so the storing
+    process need not do it again."""
+
+    events: list[CanonicalEvent]
+    identities: list[EventIdentity]  # extract_identifiers of each event
+
+
+Parsed = Mapping[int, ParsedEnvelope]  # by inbox id
+
+
+def _process(
+    conn: Connection, envelopes: Sequence[InboxEnvelope], parsed: Parsed | None = None
+) -> None:
     batch: list[CanonicalEvent] = []
+    extracted: dict[int, EventIdentity] = {}
     for env in envelopes:
-        batch.extend(parse_envelope(env))
-    process_events(conn, batch, request_headers={env.id: env.headers for env in envelopes})
+        known = parsed.get(env.id) if parsed else None
+        if known is None:
+            batch.extend(parse_envelope(env))
+            continue
+        batch.extend(known.events)
+        for event, identity in zip(known.events, known.identities, strict=True):
+            extracted[id(event)] = identity
+    process_events(
+        conn,
+        batch,
+        request_headers={env.id: env.headers for env in envelopes},
+        extracted=extracted,
+    )
     conn.execute(
         update(inbox)
         .where(inbox.c.id.in_([e.id for e in envelopes]))
@@ -127,16 +158,19 @@ def _lock(conn: Connection) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": PIPELINE_LOCK})
 
 
-def process_pending(engine: Engine, limit: int = 200) -> int:
-    """Process up to `limit` pending envelopes; returns how many were taken."""
+def process_pending(engine: Engine, limit: int = 200, parsed: Parsed | None = None) -> int:
+    """Process up to `limit` pending envelopes; returns how many were taken.
+
+    `parsed` holds what parsing some of them gives, if known (see `Parsed`).
+    """
     analyze_stale_tables(engine, WRITTEN_TABLES)
     try:
-        with engine.begin() as conn:
+        with collector_paused(), engine.begin() as conn:
             _lock(conn)
             envelopes = _pending(conn, limit, None)
             if not envelopes:
                 return 0
-            _process(conn, envelopes)
+            _process(conn, envelopes, parsed)
             return len(envelopes)
     except Exception:
         log.warning("inbox batch failed; retrying envelope by envelope", exc_info=True)
@@ -169,9 +203,9 @@ def _process_one_by_one(engine: Engine, limit: int) -> int:
     return len(ids)
 
 
-def process_all(engine: Engine, batch_size: int = 200) -> int:
+def process_all(engine: Engine, batch_size: int = 200, parsed: Parsed | None = None) -> int:
     """Drain the inbox (tests, imports, `guestlist demo`)."""
     total = 0
-    while n := process_pending(engine, batch_size):
+    while n := process_pending(engine, batch_size, parsed):
         total += n
     return total

@@ -9,8 +9,13 @@ from pathlib import Path
 from sqlalchemy import Engine, func, select
 
 from guestlist.capture.import_ids import file_key
-from guestlist.capture.imports import file_digest, import_file, prepare_chunks
-from guestlist.store.tables import age_records, events, identifiers, profiles, traits
+from guestlist.capture.imports import Destination, file_digest, import_file, prepare_chunks
+from guestlist.identity.graph import extract_identifiers
+from guestlist.identity.rules import compiled, load_rules
+from guestlist.inbox.parsers import parse_envelope
+from guestlist.inbox.store import InboxEnvelope, accept
+from guestlist.keys import ensure_source
+from guestlist.store.tables import age_records, events, identifiers, inbox, profiles, traits
 
 
 def write_file(path: Path) -> None:
@@ -29,7 +34,8 @@ def write_file(path: Path) -> None:
 def test_reader_process_imports_what_inline_reading_does(engine: Engine, tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     write_file(path)
-    inline = list(prepare_chunks(path, "csv", "US", 4, file_key(file_digest(path))))
+    to = Destination(1, "US", file_key(file_digest(path)))
+    inline = list(prepare_chunks(path, "csv", "US", 4, to))
     report = import_file(engine, path, "pos", chunk_size=4, parallel=True)
     assert report.rows == sum(c.rows for c in inline) == 30
     assert report.imported == sum(c.messages for c in inline) == 27
@@ -45,6 +51,39 @@ def test_reader_process_imports_what_inline_reading_does(engine: Engine, tmp_pat
         emails = conn.scalar(select(func.count()).where(identifiers.c.kind == "email"))
     assert emails == len({f"c{i % 20}" for i in range(30) if i % 10 not in (3, 7)})
     assert n_profiles == emails + 3
+
+
+def test_the_events_handed_on_are_those_the_stored_envelope_gives(
+    engine: Engine, tmp_path: Path
+) -> None:
+    path = tmp_path / "customers.csv"
+    write_file(path)
+    with engine.begin() as conn:
+        # A source kept in Canada: its phones without a country code are Canadian.
+        source_id = ensure_source(conn, "pos", default_region="CA")
+    to = Destination(source_id, "CA", file_key(file_digest(path)))
+    for prepared in prepare_chunks(path, "csv", "US", 4, to):
+        assert prepared.body is not None
+        with engine.begin() as conn:
+            inbox_id = accept(
+                conn,
+                source_id=source_id,
+                kind="tracking.batch",
+                headers={},
+                body=prepared.body,
+                received_at=prepared.received_at,
+            )
+            row = conn.execute(select(inbox).where(inbox.c.id == inbox_id)).one()
+        stored = InboxEnvelope(
+            row.id, row.source_id, row.kind, row.headers, row.body, row.received_at, "CA"
+        )
+        for event in prepared.parsed.events:
+            event.inbox_id = inbox_id
+        events = parse_envelope(stored)
+        assert prepared.parsed.events == events
+        assert {e.default_region for e in events} == {"CA"}
+        rules = compiled(load_rules())
+        assert prepared.parsed.identities == [extract_identifiers(e, rules) for e in events]
 
 
 def write_rows(path: Path, rows: list[list[str]]) -> None:

@@ -14,27 +14,25 @@ import io
 import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from queue import Empty
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from guestlist.canonical import CanonicalEvent
 from guestlist.capture import import_ids
-from guestlist.identity.normalize import (
-    InvalidIdentifier,
-    MemoKey,
-    Normalized,
-    known,
-    memo_key,
-    normalize,
-    remember,
-)
-from guestlist.identity.rules import load_rules
-from guestlist.inbox.store import accept
+from guestlist.capture.tracking_parse import BATCH_KIND, parse_tracking_envelope
+from guestlist.identity.graph import extract_identifiers
+from guestlist.identity.normalize import InvalidIdentifier, normalize
+from guestlist.identity.rules import compiled, load_rules
+from guestlist.inbox.store import InboxEnvelope, accept
 from guestlist.keys import ensure_source
-from guestlist.pipeline import process_all
+from guestlist.pipeline import ParsedEnvelope, process_all
+from guestlist.runtime import tune_gc
+from guestlist.store.tables import sources
 from guestlist.store.types import utcnow
 
 # Columns that name the person rather than describe them.
@@ -110,12 +108,10 @@ def row_to_identify(
     row: dict[str, Any],
     region: str,
     problems: list[RowProblem],
-    checked: list[MemoKey] | None,
     file_key: str,
 ) -> dict[str, Any] | None:
     """One row as a Segment identify call, or None (with a problem) if it names no one.
 
-    `checked` collects the identifier values normalised, to hand their results on;
     `file_key` names the file in the row's `messageId`.
     """
     rules = load_rules()
@@ -143,8 +139,6 @@ def row_to_identify(
             usable += 1
             continue
         if name in ("email", "phone"):
-            if checked is not None and isinstance(value, (str, int)):
-                checked.append(memo_key(name, str(value), region))
             try:
                 ident = normalize(name, value, region)
             except InvalidIdentifier as exc:
@@ -176,6 +170,15 @@ def file_digest(path: Path) -> str:
     return sha.hexdigest()
 
 
+@dataclass(frozen=True)
+class Destination:
+    """Where the rows go: the source, and what its envelopes are parsed with."""
+
+    source_id: int
+    source_region: str  # the source's default region, as the pipeline reads it
+    file_key: str  # names the file in each row's messageId
+
+
 @dataclass
 class PreparedChunk:
     """Rows read, checked and encoded as one inbox body, ready to be stored."""
@@ -186,37 +189,45 @@ class PreparedChunk:
     rows: int
     problems: list[RowProblem]
     done: int  # bytes of the file read so far
-    normalized: list[tuple[MemoKey, Normalized]]
+    received_at: datetime
+    parsed: ParsedEnvelope  # what the pipeline makes of the stored body
 
 
 def prepare_chunks(
-    path: Path, fmt: str, region: str, chunk_size: int, file_key: str
+    path: Path, fmt: str, region: str, chunk_size: int, to: Destination
 ) -> Iterator[PreparedChunk]:
-    """Read the file into chunks of identify calls; no database involved."""
+    """Read the file into chunks of identify calls, and parse them and extract their
+    identifiers as the pipeline would; no database involved."""
+    rules = compiled(load_rules())
     messages: list[dict[str, Any]] = []
     problems: list[RowProblem] = []
-    checked: list[MemoKey] = []
     rows = 0
     number = 0
 
     def chunk(done: int) -> PreparedChunk:
         body = None
+        now = utcnow()
+        events: list[CanonicalEvent] = []
         if messages:
-            body = orjson.dumps({"batch": messages, "sentAt": utcnow().isoformat()})
-        results = [(key, result) for key in checked if (result := known(key)) is not None]
-        return PreparedChunk(number, body, len(messages), rows, problems, done, results)
+            body = orjson.dumps({"batch": messages, "sentAt": now.isoformat()})
+            # Stored with `now` as its received time: parsing it later gives these events.
+            envelope = InboxEnvelope(0, to.source_id, BATCH_KIND, {}, body, now, to.source_region)
+            events = parse_tracking_envelope(envelope)
+        identities = [extract_identifiers(event, rules) for event in events]
+        parsed = ParsedEnvelope(events, identities)
+        return PreparedChunk(number, body, len(messages), rows, problems, done, now, parsed)
 
     for line, done, row in _rows(path, fmt):
         rows += 1
         if isinstance(row, str):
             problems.append(RowProblem(line, "", "", row, True))
         else:
-            message = row_to_identify(line, row, region, problems, checked, file_key)
+            message = row_to_identify(line, row, region, problems, to.file_key)
             if message is not None:
                 messages.append(message)
         if len(messages) >= chunk_size:
             yield chunk(done)
-            messages, problems, checked, rows, number = [], [], [], 0, number + 1
+            messages, problems, rows, number = [], [], 0, number + 1
     yield chunk(path.stat().st_size)
 
 
@@ -224,10 +235,13 @@ class ImportFailed(RuntimeError):
     """The file could not be read to the end (the rows before were imported)."""
 
 
-def _reader(path: Path, fmt: str, region: str, chunk_size: int, file_key: str, queue: Any) -> None:
+def _reader(
+    path: Path, fmt: str, region: str, chunk_size: int, to: Destination, queue: Any
+) -> None:
     """The reader process: parse and check rows while the parent stores earlier ones."""
+    tune_gc()  # as the parent's: this process too holds a large cache
     try:
-        for prepared in prepare_chunks(path, fmt, region, chunk_size, file_key):
+        for prepared in prepare_chunks(path, fmt, region, chunk_size, to):
             queue.put(prepared)
     except BaseException as exc:  # reported to the parent, which raises it
         queue.put(f"{type(exc).__name__}: {exc}")
@@ -236,13 +250,13 @@ def _reader(path: Path, fmt: str, region: str, chunk_size: int, file_key: str, q
 
 
 def _read_in_process(
-    path: Path, fmt: str, region: str, chunk_size: int, file_key: str
+    path: Path, fmt: str, region: str, chunk_size: int, to: Destination
 ) -> Iterator[PreparedChunk]:
     # `spawn`: the parent may hold database connections and threads a fork would copy.
     context = multiprocessing.get_context("spawn")
     queue = context.Queue(maxsize=4)  # bounds memory: a few chunks ahead at most
     reader = context.Process(
-        target=_reader, args=(path, fmt, region, chunk_size, file_key, queue), daemon=True
+        target=_reader, args=(path, fmt, region, chunk_size, to, queue), daemon=True
     )
     reader.start()
     try:
@@ -294,31 +308,38 @@ def import_file(
     digest = file_digest(path)
     with engine.begin() as conn:
         source_id = ensure_source(conn, source_name, kind="import", default_region=region)
+        source_region = conn.execute(
+            select(sources.c.default_region).where(sources.c.id == source_id)
+        ).scalar_one()
     if parallel is None:
         parallel = path.stat().st_size >= PARALLEL_FROM_BYTES
-    file_key = import_ids.file_key(digest)
+    to = Destination(source_id, source_region, import_ids.file_key(digest))
     chunks = (
-        _read_in_process(path, fmt, region, chunk_size, file_key)
+        _read_in_process(path, fmt, region, chunk_size, to)
         if parallel
-        else prepare_chunks(path, fmt, region, chunk_size, file_key)
+        else prepare_chunks(path, fmt, region, chunk_size, to)
     )
     report = ImportReport()
     for prepared in chunks:
         report.rows += prepared.rows
         report.problems.extend(prepared.problems)
-        for key, result in prepared.normalized:
-            remember(key, result)
         if prepared.body is not None:
             with engine.begin() as conn:
-                accept(
+                inbox_id = accept(
                     conn,
                     source_id=source_id,
-                    kind="tracking.batch",
+                    kind=BATCH_KIND,
                     headers={"x-guestlist-import": path.name},
                     body=prepared.body,
                     idempotency_key=f"import:{digest}:{prepared.number}",
+                    received_at=prepared.received_at,
                 )
-            process_all(engine)
+            parsed: dict[int, ParsedEnvelope] = {}
+            if inbox_id is not None:  # None: stored by an earlier run, parsed when taken
+                for event in prepared.parsed.events:
+                    event.inbox_id = inbox_id
+                parsed[inbox_id] = prepared.parsed
+            process_all(engine, parsed=parsed)
             report.imported += prepared.messages
         if progress is not None:
             progress(prepared.done)

@@ -9,7 +9,7 @@ are merged. New profiles carry provisional negative ids until they are inserted.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -37,6 +37,13 @@ class EventIdentity:
     profile_id: int = 0
     created: bool = False  # the profile was created by this batch
 
+    def __reduce__(self) -> tuple[type[EventIdentity], tuple[Any, ...]]:
+        # An import's reader process extracts these (see canonical.CanonicalEvent).
+        return (
+            EventIdentity,
+            (self.identifiers, self.issues, self.facts, self.profile_id, self.created),
+        )
+
 
 @dataclass(slots=True)
 class _Merge:
@@ -62,6 +69,11 @@ def _identifier_trait(name: str) -> str | None:
         if len(_trait_kinds) < 10_000:
             _trait_kinds[name] = kind
         return kind
+
+
+# What `extract_identifiers` gave events, by `id()` of the event object (exact even
+# where two events share a messageId; the events are alive as long as the mapping).
+Extracted = Mapping[int, EventIdentity]
 
 
 def extract_identifiers(event: CanonicalEvent, rules: CompiledRules) -> EventIdentity:
@@ -293,8 +305,15 @@ class BatchResolver:
 
     # -- the batch ---------------------------------------------------------------
 
-    def resolve(self, events: Sequence[CanonicalEvent]) -> list[EventIdentity]:
-        found = [extract_identifiers(e, self.rules) for e in events]
+    def resolve(
+        self, events: Sequence[CanonicalEvent], extracted: Extracted | None = None
+    ) -> list[EventIdentity]:
+        """`extracted` holds what `extract_identifiers` gives some of the events, if known
+        (an import's reader process computes it)."""
+        if extracted:
+            found = [extracted.get(id(e)) or extract_identifiers(e, self.rules) for e in events]
+        else:
+            found = [extract_identifiers(e, self.rules) for e in events]
         keys = {(i.kind, i.key) for f in found for i in f.identifiers}
         for e in events:
             if e.type == "alias" and e.previous_id:

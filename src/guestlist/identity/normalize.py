@@ -29,29 +29,12 @@ class Identifier:
         return (Identifier, (self.kind, self.key, self.value))
 
 
-# What normalising a value gave (the identifier, or why it is invalid), by input. An
-# import checks each row's identifiers in its reader process and hands the results to
-# the worker that applies the rows, which would otherwise check every value again.
+# What normalising a value gave (the identifier, or why it is invalid), by input: the
+# same addresses and numbers recur on event after event of the same people.
 Normalized = Identifier | str
 MemoKey = tuple[str, str, str]  # kind, raw value, region (phones only)
 MEMO_SIZE = 100_000
 _memo: dict[MemoKey, Normalized] = {}
-
-
-def memo_key(kind: str, raw: str, region: str) -> MemoKey:
-    return (kind, raw, region if kind == "phone" else "")
-
-
-def known(key: MemoKey) -> Normalized | None:
-    """The remembered result for this input, if any (to hand to another process)."""
-    return _memo.get(key)
-
-
-def remember(key: MemoKey, result: Normalized) -> None:
-    """Store a result, computed here or by another process for the same input."""
-    if len(_memo) >= MEMO_SIZE:
-        _memo.clear()  # cheap, and what matters is the batch at hand
-    _memo[key] = result
 
 
 def _memoized(key: MemoKey) -> Normalized:
@@ -59,7 +42,9 @@ def _memoized(key: MemoKey) -> Normalized:
     if found is None:
         kind, raw, region = key
         found = _normalize_email(raw) if kind == "email" else _normalize_phone(raw, region)
-        remember(key, found)
+        if len(_memo) >= MEMO_SIZE:
+            _memo.clear()  # cheap, and what matters is the batch at hand
+        _memo[key] = found
     return found
 
 
