@@ -161,7 +161,9 @@ def _lock(conn: Connection) -> None:
 def process_pending(engine: Engine, limit: int = 200, parsed: Parsed | None = None) -> int:
     """Process up to `limit` pending envelopes; returns how many were taken.
 
-    `parsed` holds what parsing some of them gives, if known (see `Parsed`).
+    `parsed` holds what parsing some of them gives, if known (see `Parsed`). Only this
+    first try uses it: resolution fills those objects in, so after a failed try the
+    envelopes are parsed again from the store.
     """
     analyze_stale_tables(engine, WRITTEN_TABLES)
     try:

@@ -21,9 +21,10 @@ def tune_gc() -> None:
 def collector_paused() -> Iterator[None]:
     """No cyclic collection inside: for a pipeline batch, whose hundreds of thousands of
     objects all live until it commits, so that every young collection in it scanned
-    them in vain (6 % of an import's storing process; an import of 200,000 rows took
-    about 9 % less time without them). Reference counting still frees
-    what the batch drops; the collector runs again, on what is left, once it is over.
+    them in vain (6 % of an import's storing process; 200,000 customers imported in
+    12 % less time with the pause, six interleaved runs). Reference counting still
+    frees what the batch drops; the collector runs again, on what is left, once it is
+    over.
     """
     was_enabled = gc.isenabled()
     gc.disable()

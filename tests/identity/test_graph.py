@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import pickle
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +12,9 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from guestlist.canonical import CanonicalEvent, ExternalId
-from guestlist.identity.graph import BatchResolver
+from guestlist.identity.graph import BatchResolver, EventIdentity
 from guestlist.identity.merge import live_profile_id
+from guestlist.identity.normalize import Identifier
 from guestlist.identity.rules import IdentityRules
 from guestlist.profiles.apply import apply_events, drop_seen
 from guestlist.store.tables import events, identifiers, profile_merges, profiles, traits
@@ -260,3 +263,17 @@ def test_redelivered_message_id_is_applied_once(engine: Engine) -> None:
     with engine.connect() as conn:
         assert conn.scalar(select(func.count()).select_from(events)) == 1
         assert conn.scalar(select(traits.c.value).where(traits.c.name == "plan")) == "a"
+
+
+def test_an_event_identity_survives_pickling_whole() -> None:
+    """An import's reader process hands these to the storing process."""
+    found = EventIdentity(
+        identifiers=[Identifier("email", "jo@shop.ca", "Jo@Shop.ca")],
+        issues=[{"field": "traits.phone", "error": "not a phone number"}],
+        facts={"dob": "1990-01-02"},
+        profile_id=7,
+        created=True,
+    )
+    # Every field differs from its default, so a field left out of pickling would show.
+    assert all(getattr(found, f.name) != getattr(EventIdentity(), f.name) for f in fields(found))
+    assert pickle.loads(pickle.dumps(found)) == found

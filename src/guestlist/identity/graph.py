@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -39,10 +40,10 @@ class EventIdentity:
 
     def __reduce__(self) -> tuple[type[EventIdentity], tuple[Any, ...]]:
         # An import's reader process extracts these (see canonical.CanonicalEvent).
-        return (
-            EventIdentity,
-            (self.identifiers, self.issues, self.facts, self.profile_id, self.created),
-        )
+        return (EventIdentity, _identity_fields(self))
+
+
+_identity_fields = attrgetter(*(f.name for f in fields(EventIdentity)))
 
 
 @dataclass(slots=True)
